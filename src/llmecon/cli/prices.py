@@ -1,0 +1,91 @@
+"""`llmecon prices`: list the price sheet (per instance and per accelerator-hour)."""
+
+from __future__ import annotations
+
+import click
+
+from llmecon.cli._common import console, echo_json, table
+from llmecon.errors import UserError
+from llmecon.units import usd
+
+
+@click.command("prices")
+@click.option("--accelerator", metavar="ID", help="Only offers for this accelerator id, e.g. h100-sxm.")
+@click.option("--provider", metavar="NAME", help="Only this provider, e.g. aws, gcp, lambda.")
+@click.option("--term", metavar="TERM", help="Only this term: on_demand, 1_year, 3_year, spot.")
+@click.option("--id", "price_id", metavar="ID", help="Show one price, e.g. aws-p4d.24xlarge-1yr-2023.")
+@click.option("--price-sheet", "price_sheets", multiple=True, metavar="PATH",
+              help="Add a price sheet (CSV, same columns as the built-in one); repeatable. Also $LLMECON_PRICES.")
+@click.option("--hardware-sheet", "hardware_sheets", multiple=True, metavar="PATH",
+              help="Add a hardware sheet that your price sheet's accelerator ids refer to; repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (USD per hour, per instance and per accelerator).")
+def prices_command(accelerator, provider, term, price_id, price_sheets, hardware_sheets, as_json):
+    """List cloud prices: USD per instance-hour and per accelerator-hour.
+
+    \b
+    Terms: on_demand, 1_year and 3_year (reserved/committed, effective hourly), spot.
+    Examples:
+      llmecon prices --accelerator h100-sxm --term on_demand
+      llmecon prices --provider gcp --json
+      llmecon prices --id aws-p4d.24xlarge-1yr-2023
+      llmecon prices --price-sheet my-prices.csv --hardware-sheet my-gpus.csv
+    """
+    from llmecon.costmodel.hardware import get_accelerator, load_hardware
+    from llmecon.costmodel.prices import TERMS, get_price, load_prices
+
+    prices = load_prices(price_sheets, hardware_paths=hardware_sheets)
+    if price_id is not None:
+        prices = [get_price(price_id, price_sheets, hardware_paths=hardware_sheets)]
+    if accelerator is not None:
+        get_accelerator(accelerator, hardware_sheets)
+        prices = [p for p in prices if p.accelerator_id == accelerator]
+    if provider is not None:
+        known = sorted({p.provider for p in load_prices(price_sheets, hardware_paths=hardware_sheets)})
+        if provider.lower() not in {k.lower() for k in known}:
+            raise UserError(f"unknown provider {provider!r}; known: {', '.join(known)}")
+        prices = [p for p in prices if p.provider.lower() == provider.lower()]
+    if term is not None:
+        normal = term.strip().lower().replace("-", "_")
+        if normal not in TERMS:
+            raise UserError(f"unknown term {term!r}; known: {', '.join(TERMS)}")
+        prices = [p for p in prices if p.term == normal]
+    order = {hw_id: i for i, hw_id in enumerate(load_hardware(hardware_sheets))}
+    prices = sorted(prices, key=lambda p: (order[p.accelerator_id], TERMS.index(p.term), p.usd_per_accelerator_hour))
+    if as_json:
+        echo_json([p.to_dict() for p in prices])
+        return
+    show_acc = accelerator is None
+    columns = ["id", "instance"] + (["accelerator"] if show_acc else []) + ["count", "term", "USD/hour", "USD/accel-hour", "date"]
+    rows = [
+        [p.id, p.instance] + ([p.accelerator_id] if show_acc else [])
+        + [p.count, p.term, usd(p.usd_per_hour), usd(p.usd_per_accelerator_hour), p.date]
+        for p in prices
+    ]
+    caption = "USD/hour is per instance; USD/accel-hour = USD/hour / count. Region, source, notes: --json."
+    if not rows:
+        caption = "No price matches these filters."
+    t = table("Prices", columns, rows, caption=caption)
+    for column in t.columns[-3:-1]:
+        column.justify = "right"
+    _print(t, rows)
+
+
+def _print(t, rows) -> None:
+    """Print a table without ever cropping a number: every column but the second (free text, which wraps
+    between words) is at least as wide as its widest cell; when stdout is not a terminal (a pipe, a file),
+    use a wide page rather than rich's default 80 columns."""
+    import os
+
+    for i, column in enumerate(t.columns):
+        words = max((len(w) for w in str(column.header).split()), default=1)
+        if i == 1:  # free text: wrap between words, but never inside one
+            column.min_width = max([words] + [len(w) for r in rows for w in str(r[i]).split()])
+        else:
+            column.min_width = max([words] + [len(str(r[i])) for r in rows])
+    con = console()
+    if not con.is_terminal and "COLUMNS" not in os.environ:
+        con.width = max(con.width, 200)
+    con.print(t, crop=False)
+
+
+COMMANDS = [prices_command]
