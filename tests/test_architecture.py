@@ -1,0 +1,262 @@
+"""ModelShape: parameter counts equal what transformers instantiates, for every family and preset.
+
+Real-size presets are built on the meta device (no storage, so a 540B model costs ~0.5 s).
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from arch_configs import TINY_CONFIGS, build, count_params
+from llmecon.cli import main
+from llmecon.costmodel.architecture import (
+    SUPPORTED_MODEL_TYPES, _DEFAULTS, ModelShape, list_presets, load_model_shape,
+)
+from llmecon.errors import UserError
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+
+# ---- parity with transformers -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(TINY_CONFIGS))
+def test_params_total_matches_transformers_small_variants(name):
+    cfg = TINY_CONFIGS[name]
+    shape = load_model_shape(cfg)
+    assert shape.params_total == count_params(build(cfg, device="meta"))
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_params_total_matches_transformers_presets(name):
+    shape = load_model_shape(name)
+    model = build(dict(shape.hf_config), device="meta")
+    assert shape.params_total == count_params(model)
+
+
+def test_every_family_is_covered_by_parity_tests():
+    tested = {c["model_type"] for c in TINY_CONFIGS.values()}
+    tested |= {load_model_shape(n).model_type for n in list_presets()}
+    assert tested == set(SUPPORTED_MODEL_TYPES)
+
+
+@pytest.mark.parametrize("model_type", SUPPORTED_MODEL_TYPES)
+def test_assumed_defaults_are_transformers_defaults(model_type):
+    hf = transformers.AutoConfig.for_model(model_type)
+    for key, value in _DEFAULTS[model_type].items():
+        if value is not None:
+            assert getattr(hf, key) == value, key
+
+
+def test_breakdown_names_transformers_modules():
+    """Embedding / LM head / MLP parts line up with the named parameters (not only the total)."""
+    cfg = TINY_CONFIGS["opt_proj"]
+    shape = load_model_shape(cfg)
+    named = dict(build(cfg, device="meta").named_parameters())
+    b = shape.param_breakdown()
+    assert b["token_embedding"] == named["model.decoder.embed_tokens.weight"].numel()
+    assert b["position_embedding"] == named["model.decoder.embed_positions.weight"].numel() == (128 + 2) * 64
+    assert b["projections"] == (named["model.decoder.project_in.weight"].numel()
+                                + named["model.decoder.project_out.weight"].numel())
+    assert b["lm_head"] == 0  # tied
+
+
+# ---- definitions ------------------------------------------------------------------------------
+
+
+def test_non_embedding_excludes_tables_and_untied_head():
+    tied = load_model_shape(TINY_CONFIGS["qwen2_tied"])
+    untied = load_model_shape(TINY_CONFIGS["qwen2_untied"])
+    V, d = 256, 64
+    assert untied.params_total - tied.params_total == V * d
+    assert tied.params_non_embedding == untied.params_non_embedding == tied.params_total - V * d
+    gpt2 = load_model_shape("gpt2")   # tied, with a learned position table
+    assert gpt2.params_non_embedding == gpt2.params_total - 50257 * 768 - 1024 * 768 == 85_056_000
+
+
+def test_active_params_mixtral():
+    m = load_model_shape("mixtral-8x7b")
+    assert m.num_experts == 8 and m.num_experts_per_tok == 2
+    expert = 3 * 4096 * 14336
+    assert m.params_total - m.params_active == 32 * 6 * expert
+    assert m.params_active == 12_879_925_248          # Mistral AI: "12.9B active parameters"
+    assert m.params_total == 46_702_792_704            # Mixtral paper: 47B
+    dense = load_model_shape("llama-3-8b")
+    assert dense.params_active == dense.params_total
+
+
+@pytest.mark.parametrize("name, published", [
+    ("gpt3-175b", 175e9), ("gopher-280b", 280e9), ("mt-nlg-530b", 530e9), ("palm-540b", 540e9),
+    ("chinchilla-70b", 70e9), ("gpt2", 124e6), ("gpt2-xl", 1.56e9), ("llama-2-7b", 6.74e9), ("llama-2-70b", 69e9),
+    ("llama-3-8b", 8.03e9), ("llama-3.2-1b", 1.24e9), ("mistral-7b", 7.25e9), ("qwen2.5-0.5b", 0.494e9),
+    ("qwen2.5-7b", 7.62e9), ("gemma-2b", 2.51e9), ("phi-3-mini", 3.82e9), ("pythia-1b", 1.01e9),
+    ("opt-1.3b", 1.3e9),
+])
+def test_presets_match_published_sizes(name, published):
+    assert load_model_shape(name).params_total == pytest.approx(published, rel=0.015)
+
+
+def test_article_presets_have_training_tokens():
+    tokens = {n: load_model_shape(n).training_tokens for n in
+              ("gpt3-175b", "gopher-280b", "mt-nlg-530b", "palm-540b", "chinchilla-70b")}
+    assert tokens == {"gpt3-175b": 300e9, "gopher-280b": 300e9, "mt-nlg-530b": 270e9, "palm-540b": 780e9,
+                      "chinchilla-70b": 1.4e12}
+    for n in list_presets():
+        assert load_model_shape(n).source, n
+
+
+def test_required_presets_present():
+    need = {"gpt3-175b", "gopher-280b", "mt-nlg-530b", "palm-540b", "chinchilla-70b", "gpt2", "gpt2-medium",
+            "gpt2-large", "gpt2-xl", "llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3-8b", "llama-3-70b",
+            "llama-3.2-1b", "mistral-7b", "mixtral-8x7b", "qwen2.5-0.5b", "qwen2.5-7b", "tiny"}
+    assert need <= set(list_presets())
+
+
+def test_tiny_runs_forward_backward_fast_on_cpu():
+    import time
+
+    shape = load_model_shape("tiny")
+    model = build(dict(shape.hf_config))
+    model.train()
+    ids = torch.randint(0, shape.vocab_size, (2, 64))
+    t0 = time.perf_counter()
+    model(input_ids=ids, labels=ids).loss.backward()
+    assert time.perf_counter() - t0 < 1.0
+    assert count_params(model) == shape.params_total
+
+
+# ---- loading and bad input --------------------------------------------------------------------
+
+
+def test_load_from_file_folder_dict_and_preset(tmp_path):
+    cfg = TINY_CONFIGS["llama_gqa"]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    from_file = load_model_shape(tmp_path / "config.json")
+    from_dir = load_model_shape(str(tmp_path))
+    from_dict = load_model_shape(cfg)
+    assert from_file.params_total == from_dir.params_total == from_dict.params_total
+    assert from_file.name == str(tmp_path / "config.json")
+    assert load_model_shape("TINY").name == "tiny"
+    assert isinstance(load_model_shape("tiny"), ModelShape)
+    transformers.AutoConfig.for_model(**load_model_shape("llama-3.2-1b").hf_config)
+
+
+def test_real_hf_config_file_with_extra_keys():
+    """A config.json as published on the Hub (architectures, torch_dtype, rope_scaling, ...)."""
+    from pathlib import Path
+
+    path = Path(__file__).parent / "data" / "llama-3.2-1b-config.json"
+    shape = load_model_shape(path)
+    preset = load_model_shape("llama-3.2-1b")
+    assert shape.params_total == preset.params_total == 1_235_814_400
+    assert shape.head_dim == 64 and shape.tie_word_embeddings
+    assert count_params(build(dict(shape.hf_config), device="meta")) == shape.params_total
+
+
+def _bad(cfg, **change):
+    out = {**cfg, **change}
+    return {k: v for k, v in out.items() if v is not ...}
+
+
+@pytest.mark.parametrize("cfg, message", [
+    (_bad(TINY_CONFIGS["llama_gqa"], model_type="bert"), "not supported; supported: llama"),
+    (_bad(TINY_CONFIGS["llama_gqa"], model_type=...), "no model_type"),
+    (_bad(TINY_CONFIGS["llama_gqa"], hidden_size=...), "lacks hidden_size"),
+    (_bad(TINY_CONFIGS["gpt2"], n_embd=..., ), "lacks n_embd"),
+    (_bad(TINY_CONFIGS["llama_gqa"], hidden_size=-64), "hidden_size must be positive"),
+    (_bad(TINY_CONFIGS["llama_gqa"], num_hidden_layers=2.5), "num_hidden_layers must be an integer"),
+    (_bad(TINY_CONFIGS["llama_gqa"], num_attention_heads=5, num_key_value_heads=5), "not divisible"),
+    (_bad(TINY_CONFIGS["gpt2"], n_head=5), "not divisible"),
+    (_bad(TINY_CONFIGS["llama_gqa"], num_key_value_heads=3), "not a multiple"),
+    (_bad(TINY_CONFIGS["mixtral"], num_experts_per_tok=5), "exceeds"),
+    (_bad(TINY_CONFIGS["llama_gqa"], tie_word_embeddings="yes"), "true or false"),
+    (_bad(TINY_CONFIGS["llama_gqa"], vocab_size="big"), "vocab_size must be an integer"),
+])
+def test_malformed_configs_are_user_errors(cfg, message):
+    with pytest.raises(UserError, match=message):
+        load_model_shape(cfg)
+
+
+def test_bad_paths_and_names(tmp_path):
+    with pytest.raises(UserError, match="unknown model 'no-such-model'.*tiny"):
+        load_model_shape("no-such-model")
+    with pytest.raises(UserError, match="no config.json"):
+        load_model_shape(tmp_path)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(UserError, match="not valid JSON"):
+        load_model_shape(bad)
+    bad.write_text("[1, 2]")
+    with pytest.raises(UserError, match="JSON object"):
+        load_model_shape(bad)
+
+
+def test_costmodel_imports_neither_torch_nor_transformers():
+    code = ("import sys, llmecon.costmodel.architecture, llmecon.costmodel.flops, llmecon.costmodel.memory; "
+            "llmecon.costmodel.architecture.load_model_shape('mixtral-8x7b'); "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# ---- CLI --------------------------------------------------------------------------------------
+
+
+def test_cli_model_info_json():
+    result = CliRunner().invoke(main, ["model-info", "llama-3-8b", "--seq-len", "512", "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info["params_total"] == 8_030_261_248
+    assert {"params_non_embedding", "params_active", "forward_flops", "bytes"} <= set(info)
+    assert set(info["forward_flops"]) == {"article", "non_embedding", "causal", "executed"}
+    assert info["forward_flops"]["article"] == 2 * 8_030_261_248 * 512
+    b = info["bytes"]
+    assert b["weights"]["bf16"] == 2 * 8_030_261_248
+    assert b["kv_cache_per_token"] == 2 * 32 * 8 * 128 * 2
+    assert sum(b["training_memory"]["breakdown_bytes_per_param"].values()) == 20
+
+
+def test_cli_model_info_table_and_config_path(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(TINY_CONFIGS["mixtral"]))
+    result = CliRunner().invoke(main, ["model-info", str(tmp_path), "--seq-len", "16"])
+    assert result.exit_code == 0, result.output
+    assert "params active per token" in result.stdout and "executed" in result.stdout
+
+
+def test_cli_model_list():
+    result = CliRunner().invoke(main, ["model-info", "--list", "--json"])
+    assert result.exit_code == 0
+    names = [r["name"] for r in json.loads(result.stdout)]
+    assert names == list_presets()
+    table = CliRunner().invoke(main, ["model-info", "--list"])
+    assert "palm-540b" in table.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["model-info", "no-such-model"], "unknown model 'no-such-model'"),
+    (["model-info", "tiny", "--dtype", "fp4"], "unknown dtype 'fp4'"),
+    (["model-info", "tiny", "--seq-len", "0"], "--seq-len must be > 0"),
+    (["model-info"], "needs a MODEL"),
+])
+def test_cli_bad_input_is_one_line_exit_2(args, message):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("llmecon: error: ") and message in lines[0]
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("name", ["gpt2-xl", "llama-3-70b", "mixtral-8x7b", "opt-1.3b"])
+def test_with_layers_matches_transformers(name):
+    full = load_model_shape(name)
+    cut = full.with_layers(2)
+    assert cut.num_hidden_layers == 2 and full.num_hidden_layers > 2
+    assert cut.params_total == count_params(build(dict(cut.hf_config), device="meta"))
+    per_layer = (full.params_total - cut.params_total) / (full.num_hidden_layers - 2)
+    assert cut.params_total + per_layer * (full.num_hidden_layers - 2) == full.params_total
+    with pytest.raises(UserError, match="layers must be a positive integer"):
+        full.with_layers(0)
