@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The prepared GPU check: on one H200, in under 8 minutes (each step has a hard time limit; their sum
+# is 7.1 min, the summary 0.5 min more), the GPU tests, the device's ceilings (measured by every `llmecon bench` run), and
+# prefill, decode and train of a ~1B and an ~8B model at several batch sizes:
+#
+#   llama-3.2-1b  prefill + decode  batch 1, 8, 32   seq 2048 (decode: 32 steps after the 2048 prompt)
+#   llama-3.2-1b  train             batch 1, 4, 8    seq 2048
+#   llama-3-8b    prefill + decode  batch 1, 8, 16   seq 2048 (prefill b8/b16: 16k/32k tokens per forward)
+#   llama-3-8b    train, 8 of 32 layers at full width (--layers 8, extrapolated x4), batch 1, 2, seq 2048
+#                 (the whole 8B in fp32-master AdamW needs ~128 GB of state alone)
+#
+# Runs from the repository root with no install (the GPU image has torch 2.11, transformers 5.17):
+#   bash benchmarks/gpu_h200.sh
+# Writes under $OUT (default /tmp/llmecon-gpu-out): runs.tar.gz (every run folder), summary.csv,
+# log.txt; prints a short table last. Each step runs under `timeout` (SIGINT first: bench records
+# the configuration in flight as interrupted and keeps the rest) and each configuration has
+# bench's own --timeout.
+set -u -o pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH=src PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+OUT="${OUT:-/tmp/llmecon-gpu-out}"
+RUNS="${RUNS:-/tmp/llmecon-gpu-runs}"
+mkdir -p "$OUT"
+rm -rf "$RUNS" && mkdir -p "$RUNS"
+LOG="$OUT/log.txt"
+START=$(date +%s)
+
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm,power.limit,temperature.gpu \
+  --format=csv 2>&1 | tee -a "$LOG"
+python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA')" 2>&1 | tee -a "$LOG"
+
+step() {  # name, limit_s, command...
+  local name=$1 limit=$2
+  shift 2
+  echo "=== $name (limit ${limit}s, t=$(( $(date +%s) - START ))s)" | tee -a "$LOG"
+  local tmp rc
+  tmp=$(mktemp)
+  timeout --signal=INT --kill-after=15 "$limit" "$@" >"$tmp" 2>&1
+  rc=$?
+  cat "$tmp" >>"$LOG"
+  [ "$rc" -ne 0 ] && grep -v -i "warn" "$tmp" | tail -n 12
+  grep -E "^[0-9]+ (passed|failed|skipped)|passed|skipped" "$tmp" | tail -n 1
+  rm -f "$tmp"
+  echo "=== $name: exit $rc (t=$(( $(date +%s) - START ))s)" | tee -a "$LOG"
+}
+
+# overridable only to rehearse the plumbing on a CPU: M1=tiny M8=tiny SEQ=64 DEVICE=cpu DTYPE=fp32
+M1="${M1:-llama-3.2-1b}" M8="${M8:-llama-3-8b}" SEQ="${SEQ:-2048}" DEVICE="${DEVICE:-cuda}" DTYPE="${DTYPE:-bf16}"
+COMMON=(--dtype "$DTYPE" --device "$DEVICE" --out "$RUNS" --min-iters 10 --min-time 0.5 --max-time 5 --warmup 3
+        --timeout 90)
+
+step gpu-tests 70 python3 -m pytest tests/test_gpu.py -q -p no:cacheprovider
+step 1b-prefill-decode 95 python3 -m llmecon bench --model "$M1" --phase prefill,decode \
+  --batch-size 1,8,32 --seq-len "$SEQ" --new-tokens 32 "${COMMON[@]}"
+step 1b-train 75 python3 -m llmecon bench --model "$M1" --phase train --batch-size 1,4,8 --seq-len "$SEQ" \
+  "${COMMON[@]}"
+step 8b-prefill-decode 115 python3 -m llmecon bench --model "$M8" --phase prefill,decode \
+  --batch-size 1,8,16 --seq-len "$SEQ" --new-tokens 32 "${COMMON[@]}"
+step 8b-train-8-layers 70 python3 -m llmecon bench --model "$M8" --layers 8 --phase train \
+  --batch-size 1,2 --seq-len "$SEQ" "${COMMON[@]}"
+
+tar czf "$OUT/runs.tar.gz" -C "$RUNS" . 2>>"$LOG"
+
+timeout 30 python3 - "$RUNS" "$OUT/summary.csv" <<'PY'
+import json, sys
+from pathlib import Path
+from llmecon.results import load_results
+
+runs, csv_path = Path(sys.argv[1]), sys.argv[2]
+for run in sorted(p for p in runs.iterdir() if (p / "run.json").is_file()):
+    meta = json.loads((run / "run.json").read_text())
+    for dtype, c in meta.get("ceilings", {}).items():
+        print(f"{run.name}: {meta['device'].get('name')} ({meta['device'].get('hardware_id')}) ceilings {dtype}: "
+              f"GEMM {c['gemm_flops_per_s'] / 1e12:.4g} TFLOP/s ({c['gemm_shape']}), copy {c['copy_bytes_per_s'] / 1e12:.3g} TB/s")
+frame, problems = load_results([runs])
+for p in problems:
+    print("problem:", p)
+frame.to_csv(csv_path, index=False)
+cols = ["model", "phase", "batch_size", "seq_len", "status", "tokens_per_s", "step_time_s", "mfu_executed",
+        "mfu_executed_vs_ceiling", "mfu_non_embedding", "bandwidth_util", "energy_j_per_token", "peak_memory_bytes"]
+f = frame.sort_values(["model", "phase", "batch_size"])[cols].copy()
+f["step_ms"] = f.pop("step_time_s") * 1e3
+f["peak_GiB"] = f.pop("peak_memory_bytes") / 2**30
+for c in ("mfu_executed", "mfu_executed_vs_ceiling", "mfu_non_embedding", "bandwidth_util"):
+    f[c] = (100 * f[c]).round(1)
+print(f.rename(columns={"mfu_executed": "mfu_exec%", "mfu_executed_vs_ceiling": "mfu_ceil%",
+                        "mfu_non_embedding": "mfu_ne%", "bandwidth_util": "bw%", "batch_size": "b",
+                        "seq_len": "seq", "energy_j_per_token": "J/tok"}).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+bad = frame[frame["status"] != "ok"]
+for r in bad.itertuples():
+    print(f"not ok: {r.model} {r.phase} b={r.batch_size}: {r.status}: {r.reason}")
+PY
+echo "total $(( $(date +%s) - START ))s"
