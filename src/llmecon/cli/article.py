@@ -52,7 +52,11 @@ def _agrees(flag: bool | None) -> str:
 
 @click.command("article")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: raw values in USD, FLOPs, bytes, hours.")
-def article(as_json: bool) -> None:
+@click.option("--calibration", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also print the inference and training tables at the efficiency this calibration predicts.")
+@click.option("--transfer", is_flag=True,
+              help="With --calibration: apply it to the article's A100 and TPU v4 though it was measured elsewhere.")
+def article(as_json: bool, calibration: str | None, transfer: bool) -> None:
     """The article's tables ("The Economics of Large Language Models", Sunyan, Jan 2023), recomputed.
 
     Each figure: our exact value, the article's printed figure, whether they agree (✓ within the printed
@@ -64,8 +68,18 @@ def article(as_json: bool) -> None:
     from llmecon.costmodel.article import reproduce_article
 
     reproduction = reproduce_article()
+    calibrated = None
+    if calibration:
+        from llmecon.calibrate.article import calibrated_article
+        from llmecon.calibrate.schema import load_calibration
+
+        calibrated = calibrated_article(load_calibration(calibration), transfer=transfer)
+    elif transfer:
+        from llmecon.errors import UserError
+
+        raise UserError("--transfer only applies with --calibration FILE")
     if as_json:
-        echo_json(reproduction.to_dict())
+        echo_json(reproduction.to_dict() | ({"calibrated": calibrated} if calibrated else {}))
         return
     out = console()
     for t in reproduction.tables:
@@ -89,6 +103,11 @@ def article(as_json: bool) -> None:
                                      for f in loose), soft_wrap=True)
     out.print("Parameters: src/llmecon/costmodel/data/article.csv (TEXT / INFERRED / EXTERNAL per value). "
               "✓ = exact value rounds to the article's figure; ≠ = it does not (see the note).", soft_wrap=True)
+    if calibrated:
+        from llmecon.cli.calibrate import print_calibrated_article
+
+        out.print()
+        print_calibrated_article(calibrated)
 
 
 COMMANDS = [article]

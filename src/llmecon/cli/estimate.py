@@ -116,8 +116,9 @@ def _common(fn):
     options = [
         click.option("--model", "model", required=True, metavar="M",
                      help="Preset name (see `llmecon model-info`), config.json, or a local HF model folder."),
-        click.option("--hardware", "hardware_id", required=True, metavar="H",
-                     help="Accelerator id from the hardware sheet (`llmecon hardware`), e.g. a100-sxm4-40gb."),
+        click.option("--hardware", "hardware_id", metavar="H",
+                     help="Accelerator id from the hardware sheet (`llmecon hardware`), e.g. a100-sxm4-40gb "
+                          "(with --calibration: default the calibrated one)."),
         click.option("--price", "price_id", metavar="ID",
                      help="Price id from the price sheet (`llmecon prices`); instance price / accelerator count."),
         click.option("--usd-per-hour", metavar="X", help="Price per ACCELERATOR-hour, in USD."),
@@ -132,10 +133,28 @@ def _common(fn):
                      help="Power usage effectiveness for energy (1.0 = the accelerator alone; hyperscalers ~1.1)."),
         click.option("--tdp-w", metavar="W", help="Board power in watts, instead of the sheet's TDP."),
         click.option("--json", "as_json", is_flag=True, help="Print JSON (raw SI/USD values) instead of tables."),
+        click.option("--calibration", type=click.Path(dir_okay=False), metavar="FILE",
+                     help="Calibration file (`llmecon calibrate`): the utilization predicted at this workload's "
+                          "phase, batch and context replaces --mfu."),
+        click.option("--transfer", is_flag=True,
+                     help="Apply the calibration to another accelerator than the one measured (labelled)."),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def _given(value, name: str):
+    """value if the user gave the option, None if it is click's default (the calibration then decides)."""
+    source = click.get_current_context().get_parameter_source(name)
+    return None if source is click.core.ParameterSource.DEFAULT else value
+
+
+def _require_hardware(hardware_id, transfer: bool) -> None:
+    if transfer:
+        raise UserError("--transfer only applies with --calibration FILE")
+    if hardware_id is None:
+        raise UserError("--hardware is required (or --calibration FILE, whose accelerator is then the default)")
 
 
 def _load_model(spec: str):
@@ -175,8 +194,12 @@ def estimate() -> None:
 @_common
 @click.option("--context-len", default="2048", show_default=True, metavar="L",
               help="Context position of the generated token (conventions with an attention term).")
+@click.option("--batch-size", default="1", show_default=True, metavar="B",
+              help="Sequences decoded together (with --calibration: the batch the step time is predicted at).")
+@click.option("--phase", default="decode", show_default=True, type=click.Choice(["decode", "prefill"]),
+              help="With --calibration: price generated tokens (decode) or prompt tokens (prefill).")
 def inference(model, hardware_id, price_id, usd_per_hour, mfu, dtype, convention, usd_per_kwh, pue, tdp_w,
-              as_json, context_len) -> None:
+              as_json, calibration, transfer, context_len, batch_size, phase) -> None:
     """Seconds and $ per 1K / 1M generated tokens, tokens/s per accelerator.
 
     \b
@@ -187,6 +210,16 @@ def inference(model, hardware_id, price_id, usd_per_hour, mfu, dtype, convention
     from llmecon.costmodel.flops import decode_step_flops
     from llmecon.units import pct, si, usd
 
+    if calibration:
+        from llmecon.cli.calibrate import calibrated_inference
+
+        return calibrated_inference(model=model, hardware_id=hardware_id, price_id=price_id, usd_per_hour=usd_per_hour,
+                                    mfu=mfu, dtype=_given(dtype, "dtype"), usd_per_kwh=usd_per_kwh, pue=pue,
+                                    tdp_w=tdp_w, as_json=as_json, context_len=context_len, batch_size=batch_size,
+                                    phase=phase, calibration=calibration, transfer=transfer)
+    _require_hardware(hardware_id, transfer)
+    if phase != "decode":
+        raise UserError("--phase prefill needs --calibration FILE (a flat --mfu prices every token alike)")
     shape = _load_model(model)
     accelerator = resolve_accelerator(hardware_id)
     peak = resolve_peak(accelerator, dtype)
@@ -242,8 +275,10 @@ def inference(model, hardware_id, price_id, usd_per_hour, mfu, dtype, convention
               help="Sequence length (conventions with an attention term).")
 @click.option("--bytes-per-param", default="20", show_default=True, metavar="B",
               help="Training state per parameter (the article: 20, Adam with mixed precision).")
+@click.option("--batch-size", default="8", show_default=True, metavar="B",
+              help="With --calibration: sequences per step per accelerator, the step time is predicted at.")
 def training(model, hardware_id, price_id, usd_per_hour, mfu, dtype, convention, usd_per_kwh, pue, tdp_w,
-             as_json, tokens, num_accelerators, seq_len, bytes_per_param) -> None:
+             as_json, calibration, transfer, tokens, num_accelerators, seq_len, bytes_per_param, batch_size) -> None:
     """Accelerator-hours, $, wall-clock days, and the fewest accelerators that hold the training state.
 
     \b
@@ -255,6 +290,15 @@ def training(model, hardware_id, price_id, usd_per_hour, mfu, dtype, convention,
     from llmecon.costmodel.memory import training_memory_bytes
     from llmecon.units import pct, si, usd
 
+    if calibration:
+        from llmecon.cli.calibrate import calibrated_training
+
+        return calibrated_training(model=model, hardware_id=hardware_id, price_id=price_id, usd_per_hour=usd_per_hour,
+                                   mfu=mfu, dtype=_given(dtype, "dtype"), usd_per_kwh=usd_per_kwh, pue=pue, tdp_w=tdp_w,
+                                   as_json=as_json, tokens=tokens, num_accelerators=num_accelerators, seq_len=seq_len,
+                                   bytes_per_param=bytes_per_param, batch_size=batch_size, calibration=calibration,
+                                   transfer=transfer)
+    _require_hardware(hardware_id, transfer)
     shape = _load_model(model)
     accelerator = resolve_accelerator(hardware_id)
     peak = resolve_peak(accelerator, dtype)

@@ -1,0 +1,149 @@
+"""The article's inference and training tables at measured efficiency, beside the article's own.
+
+The article assumes one flat utilisation: 21.3 % MFU for inference, 46.2 % for training. Here each
+scenario's step is predicted by the calibration instead — GPT-3 decoding at a stated batch and context
+on the A100 and on TPU v4; each trained model's step at a stated batch x sequence on TPU v4 — and the
+predicted time is turned into the utilisation the article's own formula needs to give that time:
+
+    MFU_article = (article FLOPs of the step: 2N or 6N per token x tokens) / (t x the article's peak)
+
+Those utilisations go into ``costmodel.article.reproduce_article`` as overrides, so the figures come
+from the article's formula and parameters, with only the utilisation measured (one cost formula).
+
+A calibration measured on another device (a CPU, say) reaches the A100 and the TPU only with
+``transfer=True``: its η's and overhead are then applied to the target's datasheet peaks, and every
+row says "transferred from <hw>". Without it, targets the calibration does not cover are skipped
+with that reason. All models are "one accelerator doing all the work" (as the article's
+accelerator-seconds are): communication between the many chips a 175B model needs is not modelled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmecon.calibrate.apply import estimate_inference, estimate_training
+from llmecon.errors import UserError
+
+INFERENCE_TARGETS = (("aws", "a100-sxm4-40gb", "a100_peak_flops_per_s", "AWS A100"),
+                     ("tpu", "tpu-v4", "tpu_v4_peak_flops_per_s", "GCP TPU v4"))
+TRAINED = (("gpt3", "gpt3-175b", "GPT-3"), ("gopher", "gopher-280b", "Gopher"), ("mt_nlg", "mt-nlg-530b", "MT-NLG"),
+           ("palm", "palm-540b", "PaLM"), ("chinchilla", "chinchilla-70b", "Chinchilla"))
+TRAINING_TARGET = ("tpu-v4", "tpu_v4_peak_flops_per_s")
+
+
+def _params(reproduction) -> dict[str, float]:
+    return {p.key: p.value for p in reproduction.parameters}
+
+
+def _rows(base, calibrated, prefix: str, mfu_key: str, info: dict) -> list[dict]:
+    out = []
+    for fig in base.figures():
+        if not fig.key.startswith(prefix) or mfu_key not in fig.inputs or "implied" in fig.key:
+            continue
+        new = calibrated.figure(fig.key).value
+        out.append({"key": fig.key, "label": fig.label, "unit": fig.unit, "article": fig.value, "calibrated": new,
+                    "difference": new / fig.value - 1} | info)
+    return out
+
+
+def calibrated_article(calib: dict, *, transfer: bool = False, dtype: str = "bf16", inference_batch: int = 16,
+                       context_len: int = 1024, train_batch: int = 8, train_seq_len: int = 2048) -> dict:
+    """The article's inference and training figures at the article's MFU and at calibrated efficiency.
+
+    Returns {assumptions, tables: [{key, title, rows: [{key, label, unit, article, calibrated, difference,
+    mfu_article, mfu_calibrated, regime, source, transferred, ...}]}], skipped: [reasons]}; UserError if
+    no scenario could be calibrated."""
+    from llmecon.costmodel.article import reproduce_article
+
+    measured_on = sorted({f["hardware"] for f in calib["fits"]}
+                         | {f.get("hardware_id") for f in calib["fits"]} - {None})
+    targets = [hw for _, hw, _, _ in INFERENCE_TARGETS] + [TRAINING_TARGET[0]]
+    if not transfer and not set(targets) & set(measured_on):
+        raise UserError(f"the calibration was measured on {', '.join(measured_on)}; the article's accelerators "
+                        f"({', '.join(sorted(set(targets)))}) need --transfer (its efficiencies applied to their "
+                        f"datasheet peaks, labelled as such)")
+    base = reproduce_article()
+    p = _params(base)
+    skipped: list[str] = []
+    tables = []
+
+    def attempt(fn, what):
+        try:
+            return fn()
+        except UserError as exc:
+            skipped.append(f"{what}: {exc}")
+            return None
+
+    rows = []
+    for short, hw, peak_key, name in INFERENCE_TARGETS:
+        est = attempt(lambda: estimate_inference(calib, "gpt3-175b", hardware=hw, dtype=dtype, phase="decode",
+                                                 batch_size=inference_batch, context_len=context_len,
+                                                 transfer=transfer), f"GPT-3 inference on {hw}")
+        if est is None:
+            continue
+        article_flops = p["inference_flops_per_param_per_token"] * p["gpt3_params"] * est["tokens_per_step"]
+        mfu = article_flops / (est["step_time_s"] * p[peak_key])
+        if not 0 < mfu <= 1:
+            skipped.append(f"GPT-3 inference on {hw}: the calibration implies {mfu:.3g} of the article's peak "
+                           f"(outside (0, 1]); not priced")
+            continue
+        info = {"target": name, "mfu_article": p["mfu_inference"], "mfu_calibrated": mfu, "regime": est["regime"],
+                "source": est["label"], "transferred": est["transferred"], "extrapolated": est["extrapolated"],
+                "effective_mfu_calibration_convention": est["effective_mfu"],
+                "heldout_median_rel_error": est["heldout_median_rel_error"]}
+        rows += _rows(base, reproduce_article({"mfu_inference": mfu}), f"inference.{short}.", "mfu_inference", info)
+    if rows:
+        tables.append({"key": "inference", "rows": rows,
+                       "title": f"GPT-3 inference per 1K tokens: article (21.3% MFU) vs calibrated "
+                                f"(decode, batch {inference_batch}, context {context_len:,}, {dtype})"})
+
+    rows = []
+    hw, peak_key = TRAINING_TARGET
+    for short, preset, name in TRAINED:
+        n, d = p[f"{short}_params"], p[f"{short}_training_tokens"]
+        est = attempt(lambda: estimate_training(calib, preset, d, hardware=hw, dtype=dtype, batch_size=train_batch,
+                                                seq_len=train_seq_len, transfer=transfer), f"{name} training on {hw}")
+        if est is None:
+            continue
+        article_flops = p["training_flops_per_param_per_token"] * n * train_batch * train_seq_len
+        mfu = article_flops / (est["step_time_s"] * p[peak_key])
+        if not 0 < mfu <= 1:
+            skipped.append(f"{name} training on {hw}: the calibration implies {mfu:.3g} of the article's peak "
+                           f"(outside (0, 1]); not priced")
+            continue
+        info = {"target": name, "mfu_article": p["mfu_training"], "mfu_calibrated": mfu, "regime": est["regime"],
+                "source": est["label"], "transferred": est["transferred"], "extrapolated": est["extrapolated"],
+                "effective_mfu_calibration_convention": est["effective_mfu"],
+                "heldout_median_rel_error": est["heldout_median_rel_error"]}
+        rows += _rows(base, reproduce_article({"mfu_training": mfu}), f"training.{short}.", "mfu_training", info)
+    if rows:
+        tables.append({"key": "training", "rows": rows,
+                       "title": f"Training cost on TPU v4: article (46.2% MFU) vs calibrated "
+                                f"(steps of {train_batch} x {train_seq_len:,} tokens, {dtype})"})
+    if not tables:
+        raise UserError("no article scenario could be calibrated: " + "; ".join(skipped))
+    return {
+        "calibration": {"flop_convention": calib["flop_convention"],
+                        "run_ids": calib["provenance"].get("run_ids", []),
+                        "device_names": calib["provenance"].get("device_names", [])},
+        "assumptions": {"dtype": dtype, "transfer": transfer,
+                        "inference": {"model": "gpt3-175b", "phase": "decode", "batch_size": inference_batch,
+                                      "context_len": context_len},
+                        "training": {"hardware": hw, "batch_size": train_batch, "seq_len": train_seq_len},
+                        "note": "one accelerator doing all the work, as the article's accelerator-seconds; "
+                                "multi-chip communication not modelled"},
+        "tables": tables,
+        "skipped": skipped,
+    }
+
+
+def describe_source(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per distinct provenance of the calibrated rows, naming the targets it covers (for captions)."""
+    groups: dict[str, list[str]] = {}
+    for r in rows:
+        what = f"{r['source']}, {r['regime']}, held-out error {r['heldout_median_rel_error']:.1%}" + (
+            " (extrapolated beyond the measured range)" if r["extrapolated"] else "")
+        targets = groups.setdefault(what, [])
+        if r["target"] not in targets:
+            targets.append(r["target"])
+    return [f"{', '.join(targets)}: {what}" for what, targets in groups.items()]

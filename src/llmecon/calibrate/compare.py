@@ -1,0 +1,162 @@
+"""Compare two runs (or folders of runs) and flag regressions: the CI check.
+
+Rows are matched on (model, phase, dtype, batch_size, seq_len, new_tokens, hardware), hardware being
+the sheet id or, off the sheet, the device name; also on how the step ran (attention implementation,
+compile, static cache, activation checkpointing). Metrics: tokens/s, and MFU against the datasheet
+peak when the device is in the sheet (MFU against a ceiling each run re-measures is not compared: it
+moves with the ceiling's own noise).
+
+A drop is a regression when it exceeds BOTH
+- the threshold ``max_drop`` (5 % by default): what the user cares about, and
+- the noise of the two runs: the sum of their relative spreads, spread = IQR / median of the step
+  time (tokens/s and MFU are inverse to it), or, when a side has several runs of one configuration,
+  the larger of that and the range of their medians over their median. Two boxes whose medians are
+  further apart than the sum of their full IQRs do not overlap even if each were twice as wide —
+  conservative (asv's "different" test and its factor play the same two roles), and it needs only
+  the median and IQR the tidy frame keeps, not raw samples.
+A configuration that was valid in BASE and is not in NEW (oom, error, invalid...) is a regression too;
+one missing from NEW is reported, not failed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from llmecon.errors import UserError
+
+KEY = ("model", "phase", "dtype", "batch_size", "seq_len", "new_tokens", "hardware")
+# how the step ran: matched too when the frames have them (a compiled run is not a slower eager one)
+SETTINGS = ("attn_implementation", "compile", "static_cache", "activation_checkpointing")
+DEFAULT_MAX_DROP = 0.05
+
+
+def parse_fraction(text: str | float, name: str = "--max-drop") -> float:
+    """'5%' -> 0.05, '0.05' -> 0.05; UserError (naming the option) unless in [0, 1)."""
+    s = str(text).strip()
+    try:
+        value = float(s[:-1]) / 100 if s.endswith("%") else float(s)
+    except ValueError:
+        raise UserError(f"{name} must be a fraction or a percentage such as 5%, got {text!r}") from None
+    if not (math.isfinite(value) and 0 <= value < 1):
+        raise UserError(f"{name} must be in [0%, 100%), got {text!r}")
+    return value
+
+
+def _mfu_column(frame) -> str | None:
+    """MFU against the datasheet peak (executed FLOPs). Not against the measured ceiling: each run
+    re-measures its ceiling, so that ratio moves with the ceiling's own noise, not the model's speed."""
+    c = "mfu_executed"
+    return c if c in frame.columns and frame[c].notna().any() else None
+
+
+def _summaries(frame, side: str) -> dict:
+    """key -> {status, tokens_per_s, mfu, spread, n_runs} per configuration on one side."""
+    required = {"tokens_per_s", "step_time_s", "step_time_iqr_s", "status", "valid", "hardware_id",
+                "device_name", *KEY[:-1]}
+    missing = sorted(required - set(frame.columns))
+    if missing:
+        raise UserError(f"{side}: the results lack column(s) {', '.join(missing)}")
+    frame = frame.copy()
+    frame["hardware"] = [h if isinstance(h, str) and h else (d if isinstance(d, str) else "?")
+                         for h, d in zip(frame["hardware_id"], frame["device_name"])]
+    mfu_col = _mfu_column(frame)
+    settings = [c for c in SETTINGS if c in frame.columns]
+    out = {}
+    for key, rows in frame.groupby(list(KEY) + settings, dropna=False, sort=False):
+        key = tuple(None if pd.isna(k) else (k.item() if hasattr(k, "item") else k) for k in key)
+        key = key[:len(KEY)] + (tuple(_setting(c, v) for c, v in zip(settings, key[len(KEY):])),)
+        ok = rows[rows["valid"].fillna(False).astype(bool)]
+        if ok.empty:
+            out[key] = {"status": ",".join(sorted({str(s) for s in rows["status"]})), "n_runs": len(rows)}
+            continue
+        t = ok["step_time_s"].to_numpy(float)
+        within = float(np.nanmedian(ok["step_time_iqr_s"].to_numpy(float) / t))
+        across = float((t.max() - t.min()) / np.median(t)) if len(t) > 1 else 0.0
+        mfu = float(np.median(ok[mfu_col].to_numpy(float))) if mfu_col and ok[mfu_col].notna().all() else None
+        out[key] = {"status": "ok", "tokens_per_s": float(np.median(ok["tokens_per_s"].to_numpy(float))),
+                    "mfu": mfu, "mfu_column": mfu_col, "spread": max(0.0 if math.isnan(within) else within, across),
+                    "n_runs": len(ok)}
+    return out
+
+
+def _setting(column: str, value) -> str:
+    """A short label for a non-default way the step ran ('' for the defaults: sdpa, no compile...)."""
+    if column == "attn_implementation":
+        return "" if value in (None, "sdpa") else f"{value} attention"
+    return column.replace("_", " ") if value is True else ""
+
+
+def compare(base_frame, new_frame, max_drop: float = DEFAULT_MAX_DROP) -> dict:
+    """Match configurations of two frames. Returns {rows: [...], regressions: n, matched: n, max_drop}.
+
+    Each row: the key fields, base/new tokens/s and MFU, change (relative, + is faster), noise (sum of
+    spreads), and verdict: "regression" | "faster" | "within noise" | "within threshold" | "missing in new"
+    | "new" | "failed in new" | "not valid in base"."""
+    if not (0 <= max_drop < 1):
+        raise UserError(f"max_drop must be in [0, 1), got {max_drop}")
+    base, new = _summaries(base_frame, "BASE"), _summaries(new_frame, "NEW")
+    common = [k for k in base if k in new]
+    if not common:
+        raise UserError("BASE and NEW have no configuration in common (model, phase, dtype, batch size, "
+                        "sequence length, new tokens and hardware must all match)")
+    rows, regressions = [], 0
+    for key in sorted(set(base) | set(new), key=lambda k: tuple(str(x) for x in k)):
+        b, n = base.get(key), new.get(key)
+        row = dict(zip(KEY, key)) | {"settings": ", ".join(x for x in key[-1] if x), "base_tokens_per_s": None,
+                                     "new_tokens_per_s": None, "base_mfu": None, "new_mfu": None,
+                                     "change": None, "mfu_change": None, "noise": None}
+        if b is not None and b["status"] == "ok":
+            row |= {"base_tokens_per_s": b["tokens_per_s"], "base_mfu": b["mfu"]}
+        if n is not None and n["status"] == "ok":
+            row |= {"new_tokens_per_s": n["tokens_per_s"], "new_mfu": n["mfu"]}
+        if n is None:
+            row["verdict"] = "missing in new"
+        elif b is None:
+            row["verdict"] = "new"
+        elif b["status"] != "ok":
+            row["verdict"] = "not valid in base"
+        elif n["status"] != "ok":
+            row["verdict"] = f"failed in new ({n['status']})"
+            regressions += 1
+        else:
+            change = n["tokens_per_s"] / b["tokens_per_s"] - 1
+            mfu_change = (n["mfu"] / b["mfu"] - 1) if (b["mfu"] and n["mfu"]
+                                                        and b["mfu_column"] == n["mfu_column"]) else None
+            noise = b["spread"] + n["spread"]
+            drop = max(-change, -(mfu_change if mfu_change is not None else 0.0))
+            row |= {"change": change, "mfu_change": mfu_change, "noise": noise}
+            if drop > max_drop and drop > noise:
+                row["verdict"] = "regression"
+                regressions += 1
+            elif drop > max_drop:
+                row["verdict"] = "within noise"
+            elif change > max(max_drop, noise):
+                row["verdict"] = "faster"
+            else:
+                row["verdict"] = "within threshold"
+        rows.append(row)
+    return {"max_drop": max_drop, "matched": len(common), "regressions": regressions, "rows": rows}
+
+
+def compare_runs(base_paths, new_paths, max_drop: float = DEFAULT_MAX_DROP) -> tuple[dict, list[str]]:
+    """Load BASE and NEW (run folders or folders of runs) and compare them; returns (result, load problems)."""
+    from pathlib import Path
+
+    from llmecon.results import load_results
+
+    frames = []
+    for side, paths in (("BASE", base_paths), ("NEW", new_paths)):
+        paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+        for p in paths:
+            if not p.exists():
+                raise UserError(f"{side}: no such run or folder: {p}")
+        frame, problems = load_results(paths)
+        if frame is None or len(frame) == 0:
+            raise UserError(f"{side}: no records under {', '.join(map(str, paths))}"
+                            + (f" ({'; '.join(problems)})" if problems else ""))
+        frames.append((frame, [f"{side}: {p}" for p in problems]))
+    result = compare(frames[0][0], frames[1][0], max_drop)
+    return result, frames[0][1] + frames[1][1]
