@@ -31,3 +31,15 @@ def require_fraction(name: str, value) -> float:
     if value > 1:
         raise UserError(f"{name} must be in (0, 1], got {value:g}")
     return value
+
+
+def require_count(name: str, value, *, allow_zero: bool = False) -> int:
+    """A whole number > 0 (>= 0 with allow_zero); a float with no fractional part is accepted."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise UserError(f"{name} must be a whole number, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise UserError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+    return value

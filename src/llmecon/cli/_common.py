@@ -50,3 +50,21 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
     for r in rows:
         t.add_row(*["—" if v is None else (f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)) for v in r])
     return t
+
+
+def print_wide_table(t, rows) -> None:
+    """Print a table without ever cropping a number: every column but the second (free text, which wraps
+    between words) is at least as wide as its widest cell; when stdout is not a terminal (a pipe, a file),
+    use a wide page rather than rich's default 80 columns."""
+    import os
+
+    for i, column in enumerate(t.columns):
+        words = max((len(w) for w in str(column.header).split()), default=1)
+        if i == 1:  # free text: wrap between words, but never inside one
+            column.min_width = max([words] + [len(w) for r in rows for w in str(r[i]).split()])
+        else:
+            column.min_width = max([words] + [len(str(r[i])) for r in rows])
+    con = console()
+    if not con.is_terminal and "COLUMNS" not in os.environ:
+        con.width = max(con.width, 200)
+    con.print(t, crop=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from llmecon.cli._common import console, echo_json, table
+from llmecon.cli._common import echo_json, print_wide_table, table
 from llmecon.errors import UserError
 
 _SHEET_HELP = "Add a hardware sheet (CSV, same columns as the built-in one); repeatable. Also $LLMECON_HARDWARE."
@@ -71,25 +71,7 @@ def hardware_command(hw_id, vendor, dtype, sheets, as_json):
     t = table("Accelerators", columns, rows, caption=caption)
     for column in t.columns[2:]:
         column.justify = "right"
-    _print(t, rows)
-
-
-def _print(t, rows) -> None:
-    """Print a table without ever cropping a number: every column but the second (free text, which wraps
-    between words) is at least as wide as its widest cell; when stdout is not a terminal (a pipe, a file),
-    use a wide page rather than rich's default 80 columns."""
-    import os
-
-    for i, column in enumerate(t.columns):
-        words = max((len(w) for w in str(column.header).split()), default=1)
-        if i == 1:  # free text: wrap between words, but never inside one
-            column.min_width = max([words] + [len(w) for r in rows for w in str(r[i]).split()])
-        else:
-            column.min_width = max([words] + [len(str(r[i])) for r in rows])
-    con = console()
-    if not con.is_terminal and "COLUMNS" not in os.environ:
-        con.width = max(con.width, 200)
-    con.print(t, crop=False)
+    print_wide_table(t, rows)
 
 
 COMMANDS = [hardware_command]

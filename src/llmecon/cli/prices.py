@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from llmecon.cli._common import console, echo_json, table
+from llmecon.cli._common import echo_json, print_wide_table, table
 from llmecon.errors import UserError
 from llmecon.units import usd
 
@@ -67,25 +67,7 @@ def prices_command(accelerator, provider, term, price_id, price_sheets, hardware
     t = table("Prices", columns, rows, caption=caption)
     for column in t.columns[-3:-1]:
         column.justify = "right"
-    _print(t, rows)
-
-
-def _print(t, rows) -> None:
-    """Print a table without ever cropping a number: every column but the second (free text, which wraps
-    between words) is at least as wide as its widest cell; when stdout is not a terminal (a pipe, a file),
-    use a wide page rather than rich's default 80 columns."""
-    import os
-
-    for i, column in enumerate(t.columns):
-        words = max((len(w) for w in str(column.header).split()), default=1)
-        if i == 1:  # free text: wrap between words, but never inside one
-            column.min_width = max([words] + [len(w) for r in rows for w in str(r[i]).split()])
-        else:
-            column.min_width = max([words] + [len(str(r[i])) for r in rows])
-    con = console()
-    if not con.is_terminal and "COLUMNS" not in os.environ:
-        con.width = max(con.width, 200)
-    con.print(t, crop=False)
+    print_wide_table(t, rows)
 
 
 COMMANDS = [prices_command]

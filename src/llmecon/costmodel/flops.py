@@ -54,7 +54,7 @@ from __future__ import annotations
 from typing import Callable
 
 from llmecon.costmodel.architecture import ModelShape
-from llmecon.errors import UserError
+from llmecon.errors import UserError, require_count
 
 CONVENTIONS = ("article", "non_embedding", "causal", "executed")
 
@@ -62,17 +62,6 @@ CONVENTIONS = ("article", "non_embedding", "causal", "executed")
 def _check_convention(convention: str) -> None:
     if convention not in CONVENTIONS:
         raise UserError(f"unknown FLOP convention {convention!r}; known: {', '.join(CONVENTIONS)}")
-
-
-def _count(name: str, value, *, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise UserError(f"{name} must be a whole number, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise UserError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
-    return value
 
 
 def _forward(shape: ModelShape, convention: str, batch_size: int, queries: int, keys: float,
@@ -94,7 +83,7 @@ def _forward(shape: ModelShape, convention: str, batch_size: int, queries: int, 
 def prefill_flops(shape: ModelShape, batch_size: int, seq_len: int, convention: str) -> float:
     """One forward over batch_size × seq_len, no cache, logits for the last position only."""
     _check_convention(convention)
-    B, T = _count("batch_size", batch_size), _count("seq_len", seq_len)
+    B, T = require_count("batch_size", batch_size), require_count("seq_len", seq_len)
     keys = (T + 1) / 2 if convention == "causal" else T
     return _forward(shape, convention, B, T, keys, head_positions=1)
 
@@ -102,7 +91,7 @@ def prefill_flops(shape: ModelShape, batch_size: int, seq_len: int, convention: 
 def decode_step_flops(shape: ModelShape, batch_size: int, context_len: int, convention: str) -> float:
     """One new token per sequence, attending to context_len positions (itself included), from a KV cache."""
     _check_convention(convention)
-    B, c = _count("batch_size", batch_size), _count("context_len", context_len)
+    B, c = require_count("batch_size", batch_size), require_count("context_len", context_len)
     return _forward(shape, convention, B, 1, c, head_positions=1)
 
 
@@ -111,8 +100,8 @@ def decode_flops(shape: ModelShape, batch_size: int, prompt_len: int, new_tokens
     prompt_len + k + 1 positions. Every convention is affine in the context, so the sum is
     new_tokens × the step at the mean context prompt_len + (new_tokens + 1)/2."""
     _check_convention(convention)
-    B = _count("batch_size", batch_size)
-    P, n = _count("prompt_len", prompt_len, allow_zero=True), _count("new_tokens", new_tokens, allow_zero=True)
+    B = require_count("batch_size", batch_size)
+    P, n = require_count("prompt_len", prompt_len, allow_zero=True), require_count("new_tokens", new_tokens, allow_zero=True)
     if n == 0:
         return 0.0
     return n * _forward(shape, convention, B, 1, P + (n + 1) / 2, head_positions=1)
@@ -122,7 +111,7 @@ def train_step_flops(shape: ModelShape, batch_size: int, seq_len: int, conventio
     """Forward + backward over batch_size × seq_len, loss on every position; optimizer not counted.
     Backward = 2 × forward for every convention (article: 6N = 3 × 2N; PaLM: 6N + 12LHQT)."""
     _check_convention(convention)
-    B, T = _count("batch_size", batch_size), _count("seq_len", seq_len)
+    B, T = require_count("batch_size", batch_size), require_count("seq_len", seq_len)
     keys = (T + 1) / 2 if convention == "causal" else T
     return 3.0 * _forward(shape, convention, B, T, keys, head_positions=T)
 

@@ -8,7 +8,7 @@ logits, and any re-reads a kernel makes because a tile does not fit in cache.
 from __future__ import annotations
 
 from llmecon.costmodel.architecture import ModelShape
-from llmecon.errors import UserError, require_positive
+from llmecon.errors import UserError, require_count, require_positive
 
 BYTES_PER_ELEMENT = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
 
@@ -18,17 +18,6 @@ def _bpe(dtype: str) -> int:
         return BYTES_PER_ELEMENT[dtype]
     except KeyError:
         raise UserError(f"unknown dtype {dtype!r}; known: {', '.join(BYTES_PER_ELEMENT)}") from None
-
-
-def _count(name: str, value, *, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise UserError(f"{name} must be a whole number, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise UserError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
-    return value
 
 
 def weight_bytes(shape: ModelShape, dtype: str) -> float:
@@ -50,7 +39,7 @@ def expected_experts_touched(shape: ModelShape, batch_size: int) -> float:
     Real routers are not uniform, and skew lowers the count; this is the expectation, not a bound.
     Dense models: 1.
     """
-    B = _count("batch_size", batch_size)
+    B = require_count("batch_size", batch_size)
     E, k = shape.num_experts, shape.num_experts_per_tok
     if E == 1:
         return 1.0
@@ -65,7 +54,7 @@ def decode_weight_bytes_read(shape: ModelShape, dtype: str, batch_size: int) -> 
     whole anyway by the LM head. MoE: only the experts the batch touches
     (`expected_experts_touched`) are read.
     """
-    B = _count("batch_size", batch_size)
+    B = require_count("batch_size", batch_size)
     b = shape.param_breakdown()
     params = shape.params_total
     if not shape.tie_word_embeddings:
@@ -82,15 +71,15 @@ def decode_weight_bytes_read(shape: ModelShape, dtype: str, batch_size: int) -> 
 def decode_step_bytes(shape: ModelShape, dtype: str, batch_size: int, context_len: int) -> float:
     """Bytes one decode step reads: the weights it uses (`decode_weight_bytes_read`) plus, for each of
     the batch_size sequences, the KV cache of the context_len positions it attends."""
-    B, c = _count("batch_size", batch_size), _count("context_len", context_len)
+    B, c = require_count("batch_size", batch_size), require_count("context_len", context_len)
     return decode_weight_bytes_read(shape, dtype, B) + B * c * kv_cache_bytes_per_token(shape, dtype)
 
 
 def decode_bytes(shape: ModelShape, dtype: str, batch_size: int, prompt_len: int, new_tokens: int) -> float:
     """Sum of decode_step_bytes over new_tokens steps after a prompt of prompt_len (step k attends
     prompt_len + k + 1 positions, as in flops.decode_flops)."""
-    B = _count("batch_size", batch_size)
-    P, n = _count("prompt_len", prompt_len, allow_zero=True), _count("new_tokens", new_tokens, allow_zero=True)
+    B = require_count("batch_size", batch_size)
+    P, n = require_count("prompt_len", prompt_len, allow_zero=True), require_count("new_tokens", new_tokens, allow_zero=True)
     positions = n * P + n * (n + 1) // 2     # sum over k of (P + k + 1)
     return n * decode_weight_bytes_read(shape, dtype, B) + B * positions * kv_cache_bytes_per_token(shape, dtype)
 
