@@ -11,8 +11,8 @@
 #
 # Runs from the repository root with no install (the GPU image has torch 2.11, transformers 5.17):
 #   bash benchmarks/gpu_h200.sh
-# Writes under $OUT (default /tmp/llmecon-gpu-out): runs.tar.gz (every run folder), summary.csv,
-# log.txt; prints a short table last. Each step runs under `timeout` (SIGINT first: bench records
+# Writes under $OUT (default /tmp/llmecon-gpu-out): runs.tar.gz (every run folder), calibration.json,
+# summary.csv, log.txt; prints a short table last. Each step runs under `timeout` (SIGINT first: bench records
 # the configuration in flight as interrupted and keeps the rest) and each configuration has
 # bench's own --timeout.
 set -u -o pipefail
@@ -60,6 +60,9 @@ step 8b-train-8-layers 70 python3 -m llmecon bench --model "$M8" --layers 8 --ph
   --batch-size 1,2 --seq-len "$SEQ" "${COMMON[@]}"
 
 tar czf "$OUT/runs.tar.gz" -C "$RUNS" . 2>>"$LOG"
+
+# the calibration built from these runs (CPU work, seconds): issue 5 commits it beside the records
+step calibrate 30 python3 -m llmecon calibrate "$RUNS" -o "$OUT/calibration.json"
 
 timeout 30 python3 - "$RUNS" "$OUT/summary.csv" <<'PY'
 import json, sys
