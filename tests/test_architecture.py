@@ -175,6 +175,8 @@ def _bad(cfg, **change):
     (_bad(TINY_CONFIGS["mixtral"], num_experts_per_tok=5), "exceeds"),
     (_bad(TINY_CONFIGS["llama_gqa"], tie_word_embeddings="yes"), "true or false"),
     (_bad(TINY_CONFIGS["llama_gqa"], vocab_size="big"), "vocab_size must be an integer"),
+    (_bad(TINY_CONFIGS["llama_gqa"], vocab_size=float("nan")), "vocab_size must be an integer, got nan"),
+    (_bad(TINY_CONFIGS["llama_gqa"], hidden_size=float("inf")), "hidden_size must be an integer, got inf"),
 ])
 def test_malformed_configs_are_user_errors(cfg, message):
     with pytest.raises(UserError, match=message):
@@ -192,6 +194,13 @@ def test_bad_paths_and_names(tmp_path):
         load_model_shape(bad)
     bad.write_text("[1, 2]")
     with pytest.raises(UserError, match="JSON object"):
+        load_model_shape(bad)
+    bad.write_bytes(b"\xff\xfe{}")  # not UTF-8 (a UTF-16 file, say)
+    with pytest.raises(UserError, match="not UTF-8"):
+        load_model_shape(bad)
+    bad.write_text('{"model_type": "llama", "vocab_size": NaN, "hidden_size": 64, "intermediate_size": 128, '
+                   '"num_hidden_layers": 2, "num_attention_heads": 4}')  # Python's json reads NaN
+    with pytest.raises(UserError, match="vocab_size must be an integer"):
         load_model_shape(bad)
 
 
@@ -225,6 +234,10 @@ def test_cli_model_info_table_and_config_path(tmp_path):
     result = CliRunner().invoke(main, ["model-info", str(tmp_path), "--seq-len", "16"])
     assert result.exit_code == 0, result.output
     assert "params active per token" in result.stdout and "executed" in result.stdout
+    assert "exceeds" not in result.stdout
+    # a shape the model cannot run is still priced (a what-if), but said so
+    beyond = CliRunner().invoke(main, ["model-info", "gpt2", "--seq-len", "4096"])
+    assert beyond.exit_code == 0 and "exceeds the model's max_position_embeddings 1,024" in beyond.stdout
 
 
 def test_cli_model_list():
@@ -241,6 +254,10 @@ def test_cli_model_list():
     (["model-info", "tiny", "--dtype", "fp4"], "unknown dtype 'fp4'"),
     (["model-info", "tiny", "--seq-len", "0"], "--seq-len must be > 0"),
     (["model-info"], "needs a MODEL"),
+    # click's own usage errors (a value of the wrong type, an unknown choice) are one line too
+    (["model-info", "tiny", "--seq-len", "nan"], "Invalid value for '--seq-len'"),
+    (["bench", "--model", "tiny", "--dtype", "fp8"], "Invalid value for '--dtype'"),
+    (["estimate", "inference", "--hardware", "h100-sxm"], "Missing option '--model'"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(args, message):
     result = CliRunner().invoke(main, args)

@@ -39,9 +39,31 @@ def test_shapes_beyond_context_are_refused_up_front(tmp_path, args, numbers):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--model", "tiny", "--weights", "local"], "not a local model folder"),
+    (["--model", "CONFIG_DIR", "--weights", "local"], "has no weight files"),
+    (["--model", "tiny", "--min-time", "5", "--max-time", "1"], "exceeds max_time_s"),
+    (["--batch-size", "8"], "--batch-size: not used, without --model"),  # the default suite would ignore it
+    (["--resume", "RUN_DIR", "--model", "tiny"], "--model, --device, --out: not used, --resume reruns"),
+])
+def test_refused_up_front_one_line_no_run_folder(tmp_path, args, message):
+    config_dir, run_dir, out = tmp_path / "cfg", tmp_path / "run", tmp_path / "out"
+    config_dir.mkdir()
+    (config_dir / "config.json").write_text('{"model_type": "llama", "vocab_size": 64, "hidden_size": 16, '
+                                            '"intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}')
+    run_dir.mkdir()
+    args = [{"CONFIG_DIR": str(config_dir), "RUN_DIR": str(run_dir)}.get(a, a) for a in args]
+    result = CliRunner().invoke(main, ["bench", "--device", "cpu", "--out", str(out), *args])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("llmecon: error: ") and message in lines[0], result.stderr
+    assert not out.exists() and list(run_dir.iterdir()) == []
+
+
 @pytest.mark.parametrize("kw", [
     {"phases": ("serve",)}, {"dtype": "fp8"}, {"batch_sizes": (0,)}, {"seq_lens": ()}, {"device": "tpu"},
     {"new_tokens": 0}, {"layers": 0}, {"attn_implementation": "flash"}, {"timeout_s": 0}, {"models": ()},
+    {"min_time_s": 5.0, "max_time_s": 1.0},  # the cap would end every timed window first
 ])
 def test_benchspec_refuses_bad_values(kw):
     with pytest.raises(UserError):
@@ -57,6 +79,10 @@ def test_default_suites_and_plan_order():
         default_suite("tpu")
     configs = plan(BenchSpec(models=("tiny",), phases=("prefill",), batch_sizes=(8, 1, 4), seq_lens=(16,)), "cpu")
     assert [c["batch_size"] for c in configs] == [1, 4, 8]  # increasing: an OOM skips what follows
+    # a value given twice is one configuration, measured once (not N times over the same record)
+    twice = plan(BenchSpec(models=("tiny", "tiny"), phases=("prefill", "prefill"), batch_sizes=(1, 1),
+                           seq_lens=(16, 16)), "cpu")
+    assert [c["config_id"] for c in twice] == [configs[0]["config_id"]]
     assert len({c["config_id"] for c in configs}) == 3
     assert plan(BenchSpec(models=("tiny",), phases=("prefill",), batch_sizes=(1,), seq_lens=(16,)), "cpu")[0][
         "config_id"] == configs[0]["config_id"]  # deterministic: --resume finds the same ids
@@ -211,3 +237,16 @@ def test_host_cpu_monitor_sees_a_busy_neighbour():
         burner.wait()
     assert s["reason"] is None and s["window_s"] >= 1.0
     assert s["other_cpu_cores"] > 0.5 and s["busy"] is True
+
+
+def test_final_table_shows_why_an_ok_row_is_suspect(tmp_path, capsys):
+    # a row measured on a busy host is "ok" with a warning; the table at the end of bench must say so
+    from results_fixtures import make_record, make_run
+
+    from llmecon.cli.bench import _report
+
+    busy = {"valid": True, "reasons": [], "warnings": ["host_busy:1.05_other_cores"]}
+    run_dir = make_run(tmp_path, [make_record("busy", validity=busy), make_record("clean", batch_size=2)])
+    _report(run_dir, as_json=False)
+    out = capsys.readouterr().out
+    assert "warning: host_busy:1.05_other_cores" in out and out.count("warning:") == 1

@@ -260,6 +260,10 @@ def test_paths_that_hold_nothing(tmp_path):
     (run_dir / "records" / ".x.json.1.tmp").write_text("{")
     with pytest.raises(UserError, match="no results in"):
         load_results(tmp_path / "out")
+    # every record bad: the one-line error still names a file and why (no warnings get printed then)
+    (run_dir / "records" / "c1.json").write_text('{"truncated')
+    with pytest.raises(UserError, match=r"no results in .*1 unreadable file.*first: .*c1\.json: unreadable JSON"):
+        load_results(tmp_path / "out")
 
 
 def test_folder_of_runs_and_several_paths(tmp_path):

@@ -759,7 +759,8 @@ def load_results(paths, *, strict: bool = False):
                 rows.append(row)
     if not rows:
         where = ", ".join(str(t) for t in targets)
-        suffix = f" ({len(problems)} unreadable file(s))" if problems else ""
+        # the caller never sees `problems` when this raises: name the first one here
+        suffix = f" ({len(problems)} unreadable file(s); first: {problems[0]})" if problems else ""
         raise UserError(f"no results in {where}{suffix}")
     frame = pd.DataFrame.from_records(rows, columns=columns())
     for column in frame.columns:

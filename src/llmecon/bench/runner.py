@@ -121,6 +121,9 @@ class BenchSpec:
                 raise UserError(f"{name} must be a finite number >= 0, got {v!r}")
         if self.max_time_s <= 0 or self.timeout_s <= 0:
             raise UserError("max_time_s and timeout_s must be > 0")
+        if self.min_time_s > self.max_time_s:  # the cap would end every window first: every row invalid
+            raise UserError(f"min_time_s ({self.min_time_s:g} s) exceeds max_time_s ({self.max_time_s:g} s), the cap "
+                            "on one timed window; raise --max-time or lower --min-time")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -157,11 +160,13 @@ def plan(spec: BenchSpec, device: str) -> list[dict]:
     from llmecon.bench.models import built_shape
 
     configs = []
-    for model in spec.models:
+    for model in dict.fromkeys(spec.models):  # a value given twice is one configuration, measured once
         _, full = built_shape(model, spec.layers)
+        if spec.weights == "local":
+            _require_local_weights(model)
         ctx = full.max_position_embeddings
-        for phase in spec.phases:
-            for seq in spec.seq_lens:
+        for phase in dict.fromkeys(spec.phases):
+            for seq in dict.fromkeys(spec.seq_lens):
                 need = seq + (spec.new_tokens if phase == "decode" else 0)
                 if need > ctx:
                     what = f"seq_len {seq} + new_tokens {spec.new_tokens} = {need}" if phase == "decode" else f"seq_len {seq}"
@@ -178,6 +183,16 @@ def plan(spec: BenchSpec, device: str) -> list[dict]:
                     cfg["config_id"] = results.make_config_id(cfg)
                     configs.append(cfg)
     return configs
+
+
+def _require_local_weights(model: str) -> None:
+    """--weights local needs a model folder holding weight files (read from disk only, never the Hub)."""
+    folder = Path(model).expanduser()
+    if not folder.is_dir():
+        raise UserError(f"--weights local: {model!r} is not a local model folder (real weights are read only "
+                        "from one; a preset or a config.json gets random weights)")
+    if not any(p.suffix in (".safetensors", ".bin") for p in folder.iterdir() if p.is_file()):
+        raise UserError(f"--weights local: {folder} has no weight files (*.safetensors or *.bin)")
 
 
 def _timing_knobs(spec: BenchSpec) -> dict:

@@ -17,6 +17,9 @@ from llmecon import __version__
 from llmecon.errors import UserError
 
 
+_SHOW_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
+
+
 class _Group(click.Group):
     """Turns a UserError anywhere below into one line on stderr and exit status 2."""
 
@@ -25,6 +28,12 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except UserError as exc:
             click.echo(f"llmecon: error: {exc}", err=True)
+            sys.exit(2)
+        except click.UsageError as exc:  # a bad option value, a missing argument: one line too
+            if isinstance(exc, _SHOW_HELP):  # `llmecon estimate` with no subcommand prints its help
+                raise
+            hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            click.echo(f"llmecon: error: {exc.format_message()}{hint}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("llmecon: interrupted", err=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from llmecon.cli._common import console, echo_json, table
+from llmecon.errors import UserError
 
 _DEFAULT_TIMING = {"cpu": (5, 0.3, 10.0), "cuda": (10, 1.0, 30.0)}  # min_iters, min_time_s, max_time_s
 
@@ -64,6 +65,11 @@ def bench(models, phase, batch_size, seq_len, dtype, device, out_dir, resume, ne
     from llmecon.bench.runner import BenchSpec, default_suite, parse_int_list, run_bench
 
     names = tuple(m.strip() for arg in models for m in arg.split(",") if m.strip())
+    ignored = _given_sweep_options(include_model_and_device=bool(resume)) if resume or not names else []
+    if ignored:
+        why = ("--resume reruns the run's own configuration" if resume
+               else "without --model the default suite has its own sweep")
+        raise UserError(f"{', '.join(ignored)}: not used, {why}; drop {'it' if len(ignored) == 1 else 'them'}")
     if resume:
         spec = None
     else:
@@ -108,6 +114,26 @@ def bench(models, phase, batch_size, seq_len, dtype, device, out_dir, resume, ne
     _report(run_dir, as_json)
 
 
+# Options that shape the sweep: ignored by --resume (which reruns the run's own config in its own folder;
+# --out and --no-isolate too) and, but for --dtype, --device, --threads, --out and --no-isolate, by the
+# default suite (no --model). Given anyway, they are refused.
+_SWEEP_OPTIONS = ("phase", "batch_size", "seq_len", "new_tokens", "layers", "attn", "weights", "compile_",
+                  "static_cache", "activation_checkpointing", "min_iters", "min_time", "max_time", "warmup_iters",
+                  "timeout_s")
+
+
+def _given_sweep_options(*, include_model_and_device: bool) -> list[str]:
+    """The sweep options the user typed (not click defaults), as their flags."""
+    ctx = click.get_current_context()
+    names = _SWEEP_OPTIONS + (("models", "dtype", "device", "threads", "out_dir", "no_isolate")
+                              if include_model_and_device else ())
+    given = []
+    for param in ctx.command.params:
+        if param.name in names and ctx.get_parameter_source(param.name) is not click.core.ParameterSource.DEFAULT:
+            given.append(max(param.opts, key=len))
+    return given
+
+
 def _report(run_dir, as_json: bool) -> None:
     from llmecon.results import load_results
     from llmecon.units import si
@@ -127,6 +153,11 @@ def _report(run_dir, as_json: bool) -> None:
     def num(v):
         return None if v is None or v != v else v
 
+    def row_warnings(r) -> str:
+        """The row's own warnings; dirty_build is the run's, said once in the caption."""
+        return "; ".join(w for w in (r.get("warnings") or "").split("; ") if w and w != "dirty_build")
+
+    dirty = any("dirty_build" in (r or "") for r in (frame["warnings"] if len(frame) else []))
     rows = []
     for r in frame.to_dict(orient="records"):
         mfu = num(r.get("mfu_executed"))
@@ -140,19 +171,21 @@ def _report(run_dir, as_json: bool) -> None:
             si(tps, "tok/s") if tps else None, si(step, "s") if step else None,
             pct(mfu) if mfu is not None else None, pct(mfu_c) if mfu_c is not None else None,
             pct(bw) if bw is not None else None, pct(bw_c) if bw_c is not None else None,
-            (r.get("reason") or "")[:60] or None,
+            # why a row failed, else what to be wary of (noisy, a busy host): never a bare "ok" then
+            (r.get("reason") or (f"warning: {row_warnings(r)}" if row_warnings(r) else ""))[:60] or None,
         ])
     hw = frame["hardware_id"].dropna().unique().tolist() if len(frame) else []
     caption = ("MFU = executed FLOPs per second / dense datasheet peak "
                f"({hw[0] if hw else 'device not in the sheet: no datasheet MFU'}) or / the GEMM ceiling measured "
                "on this device; BW = decode bytes (weights + KV) per second / datasheet or measured copy bandwidth.\n"
-               f"Run folder: {run_dir}   (llmecon results show {run_dir} for every column)")
+               f"Run folder: {run_dir}   (llmecon results show {run_dir} for every column)"
+               + ("\nwarning: llmecon ran from a git checkout with uncommitted changes (dirty_build)" if dirty else ""))
     out = console()
     if not out.is_terminal:
         out.width = max(out.width, 160)  # a log file or pipe: no need to squeeze into 80 columns
     out.print(table(f"llmecon bench: {run_dir.name}", [
         "model", "phase", "batch", "seq", "status", "tokens/s", "step", "MFU sheet", "MFU ceiling",
-        "BW sheet", "BW ceiling", "reason"], rows, caption=caption))
+        "BW sheet", "BW ceiling", "reason / warnings"], rows, caption=caption))
 
 
 COMMANDS = [bench]

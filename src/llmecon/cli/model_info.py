@@ -60,9 +60,13 @@ def _print_info(info: dict) -> None:
     flop_rows = [(conv, si(info["forward_flops"][conv], "FLOP"), si(info["forward_flops"][conv] / L, "FLOP"),
                   si(info["decode_step_flops"][conv], "FLOP"), si(info["train_step_flops"][conv], "FLOP"))
                  for conv in info["forward_flops"]]
+    caption = "prefill: logits on the last position; train: forward + backward, loss on all positions"
+    if L > info["max_position_embeddings"]:
+        caption += (f"\nnote: seq_len {L:,} exceeds the model's max_position_embeddings "
+                    f"{info['max_position_embeddings']:,}: arithmetic only, the model cannot run this shape")
     con.print(table(f"FLOPs at seq_len {L} (batch 1)",
                     ["convention", "prefill", "prefill / token", f"decode step @ {L}", "train step"], flop_rows,
-                    caption="prefill: logits on the last position; train: forward + backward, loss on all positions"))
+                    caption=caption))
     b = info["bytes"]
     tm = b["training_memory"]
     byte_rows = [(f"weights {dt}", binary_bytes(v)) for dt, v in b["weights"].items() if dt in ("fp32", "bf16", "fp8")]

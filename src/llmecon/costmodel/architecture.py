@@ -272,7 +272,8 @@ class ModelShape:
 
 def _int_field(cfg: Mapping[str, Any], key: str, where: str) -> int:
     value = cfg[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or (isinstance(value, float) and not value.is_integer())):  # NaN and inf are not integers
         raise UserError(f"{where}: {key} must be an integer, got {value!r}")
     if value <= 0:
         raise UserError(f"{where}: {key} must be positive, got {value!r}")
@@ -424,6 +425,9 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                        "a config.json is UTF-8 JSON") from None
     try:
         cfg = json.loads(text)
     except json.JSONDecodeError as exc:
