@@ -147,12 +147,35 @@ def test_file_round_trip_and_validation(tmp_path):
         load_calibration(tmp_path / "missing.json")
 
 
+def test_save_errors_are_user_errors_and_the_file_is_shareable(tmp_path):
+    import os
+    import stat
+
+    calib = fit_calibration(planted_all_phases())
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(UserError, match="cannot write calibration"):
+        save_calibration(calib, tmp_path / "a-file" / "calibration.json")
+    old = os.umask(0o022)
+    try:
+        path = save_calibration(calib, tmp_path / "calibration.json")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644       # not mkstemp's 0600: a calibration is shared
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
 def test_other_hardware_needs_transfer():
     calib = fit_calibration(planted_all_phases())
     with pytest.raises(UserError, match="needs --transfer"):
         predict(calib, "a100-sxm4-40gb", "bf16", "decode", 1e12, 1e9)
     with pytest.raises(UserError, match="no bf16 decode fit for Synthetic CPU"):
         predict(calib, "Synthetic CPU", "bf16", "decode", 1e12, 1e9)
+    # the dtype left to the calibration: still the --transfer message, not "0 dtypes"
+    from llmecon.calibrate.apply import calibrated_dtype
+
+    with pytest.raises(UserError, match="not on a100-sxm4-40gb; applying it to another accelerator needs --transfer"):
+        calibrated_dtype(calib, "a100-sxm4-40gb", "decode")
+    assert calibrated_dtype(calib, "a100-sxm4-40gb", "decode", transfer=True) == "fp16"
 
 
 def test_step_model_validates():

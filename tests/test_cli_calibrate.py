@@ -32,6 +32,7 @@ def test_calibrate_prints_the_fit_and_its_held_out_error(planted):
     out = planted["output"]
     assert "Held-out error" in out and f"wrote {planted['path']}" in out
     assert "held-out error (median / max): Synthetic CPU fp32 decode" in out
+    assert "│ Synthetic CPU │ fp32  │ decode" in out       # the table is not cropped to 80 columns in a pipe
     calib = load_calibration(planted["path"])
     decode = next(f for f in calib["fits"] if f["phase"] == "decode")
     assert decode["eta_compute"] == pytest.approx(0.4, rel=0.03)
@@ -69,6 +70,16 @@ def test_estimate_with_calibration(planted):
              "--dtype", "bf16", "--usd-per-hour", "2", "--json"]
     refused = _invoke(*other)
     assert refused.exit_code == 2 and "--transfer" in refused.output
+    no_dtype = _invoke(*[a for a in other if a not in ("--dtype", "bf16")])
+    assert no_dtype.exit_code == 2 and "needs --transfer" in no_dtype.output, no_dtype.output
+    # the calibration fixes the FLOP convention (its η is relative to it): another one is refused, not ignored
+    conv = _invoke("estimate", "inference", "--model", "tiny", "--calibration", path, "--usd-per-hour", "0.5",
+                   "--convention", "article")
+    assert conv.exit_code == 2 and "counts FLOPs in the executed convention" in conv.output
+    assert _invoke("estimate", "inference", "--model", "tiny", "--calibration", path, "--usd-per-hour", "0.5",
+                   "--convention", "executed").exit_code == 0
+    assert _invoke("estimate", "training", "--model", "tiny", "--tokens", "1e9", "--calibration", path,
+                   "--usd-per-hour", "0.5", "--convention", "causal").exit_code == 2
     moved = _invoke(*other, "--transfer")
     assert moved.exit_code == 0, moved.output
     assert json.loads(moved.stdout)["mfu_source"].startswith("transferred from Synthetic CPU")

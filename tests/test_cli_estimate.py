@@ -81,6 +81,12 @@ def test_inference_human_output_shows_inputs_formula_result():
     assert result.exit_code == 0
     for text in ("inputs", "formula", "FLOPs/token x 1,000 / (peak x MFU)", "$ / 1K tokens", "$0.00351", "21.3%"):
         assert text in result.stdout
+    assert "exceeds" not in result.stdout
+    # a context the model cannot attend is still priced (a what-if), but said so; training alike
+    beyond = run(INFER + ["--price", P4D, "--mfu", "0.213", "--context-len", "4096"])
+    assert beyond.exit_code == 0 and "max_position_embeddings 2,048" in beyond.stdout
+    beyond = run(TRAIN + ["--tokens", "1T", "--usd-per-hour", "2", "--mfu", ".4", "--seq-len", "8192"])
+    assert beyond.exit_code == 0 and "max_position_embeddings 2,048" in beyond.stdout
 
 
 # --- training --------------------------------------------------------------------------------------
@@ -156,6 +162,11 @@ def test_parse_count():
     (["--usd-per-hour", "2", "--mfu", "0.3", "--usd-per-kwh", "-1"], "usd_per_kwh must be >= 0"),
     (["--usd-per-hour", "2", "--mfu", "0.3", "--usd-per-kwh", "0.1", "--pue", "0.8"], "pue must be >= 1"),
     (["--usd-per-hour", "2", "--mfu", "0.3", "--tdp-w", "400"], "--tdp-w only matters with --usd-per-kwh"),
+    # refused even where they change nothing (no --calibration, no --usd-per-kwh): never silently ignored
+    (["--usd-per-hour", "2", "--mfu", "0.3", "--batch-size", "0"], "--batch-size must be > 0"),
+    (["--usd-per-hour", "2", "--mfu", "0.3", "--batch-size", "abc"], "--batch-size must be a number"),
+    (["--usd-per-hour", "2", "--mfu", "0.3", "--pue", "nan"], "pue must be finite"),
+    (["--usd-per-hour", "2", "--mfu", "0.3", "--pue", "0.5"], "pue must be >= 1"),
 ])
 def test_inference_bad_input(extra, pattern):
     assert_user_error(INFER + extra, pattern)
@@ -180,6 +191,8 @@ def test_inference_bad_input(extra, pattern):
      "--bytes-per-param must be > 0"),
     (["estimate", "training", "--model", "tiny", "--hardware", "h100-sxm", "--usd-per-hour", "2", "--mfu", ".4"],
      "--tokens is required"),
+    (TRAIN + ["--tokens", "1T", "--usd-per-hour", "2", "--mfu", ".4", "--batch-size", "-1"],
+     "--batch-size must be > 0"),
 ])
 def test_bad_input_one_line_exit_2(args, pattern):
     assert_user_error(args, pattern)
@@ -203,6 +216,8 @@ def test_article_human_output_labels_figures():
     assert result.exit_code == 0
     for text in ("$1.4M", "$11.2M", "~15%", "17.2", "$0.0035", "44 H100s", "INFERRED", "numbers.md §5.1"):
         assert text in result.stdout, text
+    # written to a pipe (as here), nothing is cropped to fit 80 columns
+    assert "…" not in result.stdout and "$2.402 / accelerator-hour" in result.stdout
 
 
 # --- speed: no torch / transformers / pandas / numpy on the estimate path ---------------------------

@@ -51,6 +51,23 @@ def test_a_drop_within_the_noise_passes():
     assert result["regressions"] == 0 and set(_verdicts(result).values()) == {"within noise"}
 
 
+def test_a_large_slowdown_is_not_hidden_by_a_large_spread():
+    # a busy machine: IQR/median 110 % on each side, and NEW 12x slower. The throughput drop (92 %) is below the
+    # summed spread (220 %), but the step time grew 12x, far beyond what spreads of that size allow ((2.1)^2 = 4.4x)
+    base, new = planted_frame(seed=0, iqr=1.1, **SMALL), planted_frame(seed=0, iqr=1.1, **SMALL)
+    new[["step_time_s", "step_time_iqr_s"]] *= 12
+    new["tokens_per_s"] /= 12
+    result = compare(base, new, max_drop=0.05)
+    assert result["regressions"] == 8 and set(_verdicts(result).values()) == {"regression"}
+    assert result["rows"][0]["noise"] == pytest.approx(2.2)
+    assert result["rows"][0]["noise_drop"] == pytest.approx(1 - 1 / 2.1**2)     # the drop that noise allows
+    # ...while 3x slower is within what those spreads allow
+    new = planted_frame(seed=0, iqr=1.1, **SMALL)
+    new[["step_time_s", "step_time_iqr_s"]] *= 3
+    new["tokens_per_s"] /= 3
+    assert set(_verdicts(compare(base, new, max_drop=0.05)).values()) == {"within noise"}
+
+
 def test_mfu_drop_alone_is_a_regression():
     base, new = planted_frame(seed=0, datasheet=True, **SMALL), planted_frame(seed=0, datasheet=True, **SMALL)
     new["mfu_executed"] *= 0.8          # e.g. the same tokens/s but more FLOPs counted as work

@@ -160,6 +160,10 @@ def test_cost_figure_sorts_bars_and_marks_transfer():
     assert ticks == ["b  (transfer)", "c  (transfer)", "a"]  # cheapest decode first, transfer labelled
     assert len(decode_ax.patches) == 3 and len(prefill_ax.patches) == 1
     assert [p.get_hatch() for p in decode_ax.patches] == ["///", "///", None]
+    # the hatch is drawn in the edge colour: on a transferred bar it must differ from the face, or it is invisible
+    for bar in decode_ax.patches[:2]:
+        assert bar.get_facecolor()[:3] != pytest.approx(bar.get_edgecolor()[:3], abs=0.05)
+        assert bar.get_facecolor()[3] == 1.0 and bar.get_edgecolor()[3] == 1.0
 
 
 def test_article_figure_pairs_article_and_calibrated(calib):
@@ -235,6 +239,37 @@ def test_page_with_calibration_has_every_figure(page):
     assert not re.search(r">\s*nan\s*<", page, re.I)
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)  # self-contained: nothing to fetch
     assert "<metadata>" not in page
+
+
+def test_page_names_the_device_that_transferred_numbers_were_measured_on(page):
+    # a CPU calibration priced on GPUs and on the article's A100 / TPU v4: every such section says where it was measured
+    notes = re.findall(r"<p class='omitted transfer-note'>(.*?)</p>", page, re.S)
+    assert len(notes) == 2, notes
+    assert "None of these accelerators was measured" in notes[0] and "Synthetic CPU" in notes[0]
+    assert "transferred from Synthetic CPU" in notes[1]
+
+
+def test_report_write_errors_are_one_line(frame, tmp_path):
+    from llmecon.errors import UserError
+    from llmecon.report.html import build_report
+    from calib_synthetic import write_planted_run
+
+    run = write_planted_run(tmp_path / "runs", dtype="fp32", phases=("decode",), batches=(1, 2, 4), seqs=(32,))
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(UserError, match="cannot write the report to"):
+        build_report([run], tmp_path / "a-file" / "report")
+
+
+def test_page_shows_the_fit_warnings(frame):
+    # an η at its bound is not a measured efficiency: the page says so beside the table that shows "100.0%"
+    from llmecon.calibrate import fit_calibration
+
+    flat = frame[frame.phase == "prefill"].assign(step_time_s=1.0)     # all overhead: F/C is at most 2 % of it
+    calib = fit_calibration(flat)
+    assert calib["fits"][0]["eta_compute"] == 1.0
+    page = render_report(flat, calibration=calib)
+    assert re.search(r"<p class='omitted fit-warning'>Caution: Synthetic CPU fp32 prefill: eta_compute is at its bound",
+                     page)
 
 
 def test_page_without_calibration_says_why_figures_are_missing(frame):

@@ -43,12 +43,20 @@ def calibrated_hardware(calib: dict, phase: str | None = None) -> str:
 
 def calibrated_dtype(calib: dict, hardware: str, phase: str, *, transfer: bool = False) -> str:
     """The one dtype fitted for (hardware, phase) — or, with transfer, for the phase on any hardware."""
+    if not transfer and not any(_matches(f, hardware) for f in calib["fits"]):
+        raise _needs_transfer(calib, hardware)
     fits = [f for f in calib["fits"] if f["phase"] == phase and (_matches(f, hardware) or transfer)]
     dtypes = sorted({f["dtype"] for f in fits})
     if len(dtypes) != 1:
         raise UserError(f"the calibration has {len(dtypes)} dtypes for {phase} ({', '.join(dtypes) or 'none'}): "
                         f"choose one with --dtype")
     return dtypes[0]
+
+
+def _needs_transfer(calib: dict, hardware: str) -> UserError:
+    return UserError(f"the calibration was measured on {', '.join(sorted({f['hardware'] for f in calib['fits']}))}, "
+                     f"not on {hardware}; applying it to another accelerator needs --transfer "
+                     f"(transfer=True), and is labelled as such")
 
 
 def find_fit(calib: dict, hardware: str, dtype: str, phase: str, *, transfer: bool = False,
@@ -61,9 +69,7 @@ def find_fit(calib: dict, hardware: str, dtype: str, phase: str, *, transfer: bo
                 return f, step_model(f), f"calibrated on {f['hardware']} ({f['dtype']} {phase})"
         raise UserError(f"the calibration has no {dtype} {phase} fit for {hardware}; it has: {_describe(calib)}")
     if not transfer:
-        raise UserError(f"the calibration was measured on {', '.join(sorted({f['hardware'] for f in calib['fits']}))}, "
-                        f"not on {hardware}; applying it to another accelerator needs --transfer "
-                        f"(transfer=True), and is labelled as such")
+        raise _needs_transfer(calib, hardware)
     candidates = [f for f in calib["fits"] if f["phase"] == phase and (source is None or _matches(f, source))]
     if not candidates:
         raise UserError(f"the calibration has no {phase} fit to transfer; it has: {_describe(calib)}")

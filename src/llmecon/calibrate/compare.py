@@ -13,7 +13,10 @@ A drop is a regression when it exceeds BOTH
   the larger of that and the range of their medians over their median. Two boxes whose medians are
   further apart than the sum of their full IQRs do not overlap even if each were twice as wide —
   conservative (asv's "different" test and its factor play the same two roles), and it needs only
-  the median and IQR the tidy frame keeps, not raw samples.
+  the median and IQR the tidy frame keeps, not raw samples. The spreads are of step times, so the
+  test is on the step-time ratio: t_new / t_base > (1 + spread_base)(1 + spread_new), which is
+  1 + noise to first order; a throughput drop, bounded by 100 %, would let any slowdown hide
+  behind a spread over 100 %.
 A configuration that was valid in BASE and is not in NEW (oom, error, invalid...) is a regression too;
 one missing from NEW is reported, not failed.
 """
@@ -93,7 +96,8 @@ def compare(base_frame, new_frame, max_drop: float = DEFAULT_MAX_DROP) -> dict:
     """Match configurations of two frames. Returns {rows: [...], regressions: n, matched: n, max_drop}.
 
     Each row: the key fields, base/new tokens/s and MFU, change (relative, + is faster), noise (sum of
-    spreads), and verdict: "regression" | "faster" | "within noise" | "within threshold" | "missing in new"
+    spreads), noise_drop (the throughput drop those spreads allow, the number a drop is compared with), and
+    verdict: "regression" | "faster" | "within noise" | "within threshold" | "missing in new"
     | "new" | "failed in new" | "not valid in base"."""
     if not (0 <= max_drop < 1):
         raise UserError(f"max_drop must be in [0, 1), got {max_drop}")
@@ -107,7 +111,7 @@ def compare(base_frame, new_frame, max_drop: float = DEFAULT_MAX_DROP) -> dict:
         b, n = base.get(key), new.get(key)
         row = dict(zip(KEY, key)) | {"settings": ", ".join(x for x in key[-1] if x), "base_tokens_per_s": None,
                                      "new_tokens_per_s": None, "base_mfu": None, "new_mfu": None,
-                                     "change": None, "mfu_change": None, "noise": None}
+                                     "change": None, "mfu_change": None, "noise": None, "noise_drop": None}
         if b is not None and b["status"] == "ok":
             row |= {"base_tokens_per_s": b["tokens_per_s"], "base_mfu": b["mfu"]}
         if n is not None and n["status"] == "ok":
@@ -127,13 +131,18 @@ def compare(base_frame, new_frame, max_drop: float = DEFAULT_MAX_DROP) -> dict:
                                                         and b["mfu_column"] == n["mfu_column"]) else None
             noise = b["spread"] + n["spread"]
             drop = max(-change, -(mfu_change if mfu_change is not None else 0.0))
-            row |= {"change": change, "mfu_change": mfu_change, "noise": noise}
-            if drop > max_drop and drop > noise:
+            # the noise is a spread of step TIMES: compare it with the step-time ratio (unbounded), not with the
+            # throughput drop (< 100 % however slow: a 12x slowdown is a 92 % drop and would hide under a 100 %
+            # spread). Spreads compound: t_new / t_base beyond (1 + s_base)(1 + s_new) (~ 1 + noise when small).
+            # As a throughput drop, that allowance is noise_drop = 1 - 1 / ((1 + s_base)(1 + s_new)) (< 100 %).
+            noise_drop = 1.0 - 1.0 / ((1 + b["spread"]) * (1 + n["spread"]))
+            row |= {"change": change, "mfu_change": mfu_change, "noise": noise, "noise_drop": noise_drop}
+            if drop > max_drop and drop > noise_drop:
                 row["verdict"] = "regression"
                 regressions += 1
             elif drop > max_drop:
                 row["verdict"] = "within noise"
-            elif change > max(max_drop, noise):
+            elif change > max(max_drop, noise):   # faster: a rise, unbounded like the spreads
                 row["verdict"] = "faster"
             else:
                 row["verdict"] = "within threshold"

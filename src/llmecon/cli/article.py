@@ -82,6 +82,8 @@ def article(as_json: bool, calibration: str | None, transfer: bool) -> None:
         echo_json(reproduction.to_dict() | ({"calibrated": calibrated} if calibrated else {}))
         return
     out = console()
+    if not out.is_terminal:  # a pipe or a file: rich's default 80 columns would crop units ("accelerator-h…")
+        out.width = max(out.width, 160)
     for t in reproduction.tables:
         rows, notes = [], []
         for f in t.rows:

@@ -71,7 +71,12 @@ def print_calibration(calib: dict) -> None:
                f"by a fit without it (median / max of |predicted - measured| / measured).")
     cols = ["hardware", "dtype", "phase", "shapes", "η compute", "η memory", "overhead t0", "P", "W",
             "held-out error"]
-    console().print(table("Calibration: step time = F/(P·η_c) + B/(W·η_m) + t0", cols, rows, caption=caption))
+    import os
+
+    out = console()
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = max(out.width, 150)      # into a pipe or a log: no cropped numbers at rich's 80 columns
+    out.print(table("Calibration: step time = F/(P·η_c) + B/(W·η_m) + t0", cols, rows, caption=caption))
     click.echo("held-out error (median / max): " + "; ".join(
         f"{f['hardware']} {f['dtype']} {f['phase']} {pct(f['heldout']['median_rel_error'])} / "
         f"{pct(f['heldout']['max_rel_error'])}" for f in calib["fits"]))
@@ -117,6 +122,16 @@ def _check_no_mfu(mfu) -> None:
         raise UserError("--mfu and --calibration do not go together: the calibration gives the utilization")
 
 
+def _check_convention(convention, calib: dict, calibration) -> None:
+    """A --convention the user gave must be the calibration's own: its η's are relative to that FLOP count."""
+    from llmecon.errors import UserError
+
+    if convention is not None and convention != calib["flop_convention"]:
+        raise UserError(f"--convention {convention}: {calibration} counts FLOPs in the {calib['flop_convention']} "
+                        f"convention (its efficiencies are relative to it); leave --convention out, or calibrate "
+                        f"again with --convention {convention}")
+
+
 def _calibrated_lines(est: dict, calibration: str) -> tuple[list, list, list]:
     from llmecon.units import pct, si
 
@@ -141,8 +156,8 @@ def _calibrated_lines(est: dict, calibration: str) -> tuple[list, list, list]:
     return inputs, results, notes
 
 
-def calibrated_inference(*, model, hardware_id, price_id, usd_per_hour, mfu, dtype, usd_per_kwh, pue, tdp_w,
-                         as_json, context_len, batch_size, phase, calibration, transfer) -> None:
+def calibrated_inference(*, model, hardware_id, price_id, usd_per_hour, mfu, convention=None, dtype, usd_per_kwh,
+                         pue, tdp_w, as_json, context_len, batch_size, phase, calibration, transfer) -> None:
     """`llmecon estimate inference --calibration FILE`: the step predicted at this batch and context."""
     from llmecon.calibrate.apply import calibrated_dtype, estimate_inference
     from llmecon.calibrate.schema import load_calibration
@@ -152,6 +167,7 @@ def calibrated_inference(*, model, hardware_id, price_id, usd_per_hour, mfu, dty
 
     _check_no_mfu(mfu)
     calib = load_calibration(calibration)
+    _check_convention(convention, calib, calibration)
     hardware, accelerator = _target(calib, hardware_id, phase)
     dtype = dtype or calibrated_dtype(calib, hardware, phase, transfer=transfer)
     price, price_info = _price(price_id, usd_per_hour, accelerator, hardware)
@@ -204,8 +220,9 @@ def calibrated_inference(*, model, hardware_id, price_id, usd_per_hour, mfu, dty
     ], results, notes)
 
 
-def calibrated_training(*, model, hardware_id, price_id, usd_per_hour, mfu, dtype, usd_per_kwh, pue, tdp_w, as_json,
-                        tokens, num_accelerators, seq_len, bytes_per_param, batch_size, calibration, transfer) -> None:
+def calibrated_training(*, model, hardware_id, price_id, usd_per_hour, mfu, convention=None, dtype, usd_per_kwh, pue,
+                        tdp_w, as_json, tokens, num_accelerators, seq_len, bytes_per_param, batch_size, calibration,
+                        transfer) -> None:
     """`llmecon estimate training --calibration FILE`: the training step predicted at this batch x seq_len."""
     from llmecon.calibrate.apply import calibrated_dtype, estimate_training
     from llmecon.calibrate.schema import load_calibration
@@ -216,6 +233,7 @@ def calibrated_training(*, model, hardware_id, price_id, usd_per_hour, mfu, dtyp
 
     _check_no_mfu(mfu)
     calib = load_calibration(calibration)
+    _check_convention(convention, calib, calibration)
     hardware, accelerator = _target(calib, hardware_id, "train")
     dtype = dtype or calibrated_dtype(calib, hardware, "train", transfer=transfer)
     price, price_info = _price(price_id, usd_per_hour, accelerator, hardware)

@@ -18,8 +18,9 @@ def compare(ctx, base, new, max_drop, as_json) -> None:
     """Compare NEW against BASE (run folders or folders of runs), configuration by configuration.
 
     A configuration regressed when its tokens/s or MFU dropped by more than --max-drop AND by more
-    than the noise of the two runs (the sum of their IQR/median spreads), or when it was valid in
-    BASE and failed in NEW. Exit status: 0 no regression, 1 regression, 2 bad input.
+    than the noise of the two runs (the sum of their IQR/median spreads; compounded, on the step-time
+    ratio, so that a large slowdown never hides behind a large spread), or when it was valid in BASE
+    and failed in NEW. Exit status: 0 no regression, 1 regression, 2 bad input.
 
     \b
     CI recipe:
@@ -48,12 +49,19 @@ def compare(ctx, base, new, max_drop, as_json) -> None:
         one_hw = len(hardware) == 1
         rows = [[config(r) + ("" if one_hw else f" on {r['hardware']}"),
                  si(r["base_tokens_per_s"], "tok/s"), si(r["new_tokens_per_s"], "tok/s"), signed(r["change"]),
-                 signed(r["mfu_change"]), None if r["noise"] is None else f"±{pct(r['noise'])}", r["verdict"]]
+                 signed(r["mfu_change"]), None if r["noise_drop"] is None else f"±{pct(r['noise_drop'])}",
+                 r["verdict"]]
                 for r in result["rows"]]
         cols = ["configuration", "base", "new", "change", "MFU change", "noise", "verdict"]
         caption = (f"{result['matched']} configuration(s) matched{' on ' + hardware[0] if one_hw else ''}; "
-                   f"regression = drop > {pct(result['max_drop'])} and > noise (sum of the two runs' IQR/median).")
-        console().print(table(f"{new} against {base}", cols, rows, caption=caption))
+                   f"regression = drop > {pct(result['max_drop'])} and > noise, the drop the two runs' spreads allow "
+                   f"(s = IQR/median of step time: 1 - 1/((1+s_base)(1+s_new)), about s_base + s_new when small).")
+        import os
+
+        out = console()
+        if not out.is_terminal and "COLUMNS" not in os.environ:
+            out.width = max(out.width, 150)      # into a CI log: no cropped verdicts at rich's 80 columns
+        out.print(table(f"{new} against {base}", cols, rows, caption=caption))
         verdict = (f"{result['regressions']} regression(s)" if result["regressions"] else "no regression")
         click.echo(verdict)
     if result["regressions"]:

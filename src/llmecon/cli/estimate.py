@@ -94,11 +94,13 @@ def resolve_utilization(mfu, *, phase: str, accelerator, dtype: str) -> tuple[fl
 
 def resolve_energy(accelerator_hours: float, accelerator, usd_per_kwh, pue, tdp_w) -> dict[str, Any] | None:
     """kWh and $ of energy when --usd-per-kwh is given (TDP from the sheet unless --tdp-w)."""
+    from llmecon.costmodel import estimate
+
     if usd_per_kwh is None:
         if tdp_w is not None:
             raise UserError("--tdp-w only matters with --usd-per-kwh (energy is priced only when asked)")
+        estimate.energy_cost(1.0, 1.0, 0.0, pue)  # a bad --pue is refused even when energy is not priced
         return None
-    from llmecon.costmodel import estimate
 
     if tdp_w is None:
         if accelerator.tdp_w is None:
@@ -163,6 +165,14 @@ def _load_model(spec: str):
     return load_model_shape(spec)
 
 
+def _beyond_context(shape, length: int, flag: str) -> list[str]:
+    """A note when the priced length exceeds what the model can attend (the arithmetic still holds)."""
+    if length <= shape.max_position_embeddings:
+        return []
+    return [f"{flag} {length:,} exceeds {shape.name}'s max_position_embeddings {shape.max_position_embeddings:,}: "
+            "arithmetic only, the model cannot run this shape."]
+
+
 def _print(title: str, inputs: list[tuple[str, str]], formula: list[str], results: list[tuple[str, str]],
            notes: list[str]) -> None:
     from llmecon.cli._common import console, table
@@ -214,6 +224,7 @@ def inference(model, hardware_id, price_id, usd_per_hour, mfu, dtype, convention
         from llmecon.cli.calibrate import calibrated_inference
 
         return calibrated_inference(model=model, hardware_id=hardware_id, price_id=price_id, usd_per_hour=usd_per_hour,
+                                    convention=_given(convention, "convention"),
                                     mfu=mfu, dtype=_given(dtype, "dtype"), usd_per_kwh=usd_per_kwh, pue=pue,
                                     tdp_w=tdp_w, as_json=as_json, context_len=context_len, batch_size=batch_size,
                                     phase=phase, calibration=calibration, transfer=transfer)
@@ -226,6 +237,7 @@ def inference(model, hardware_id, price_id, usd_per_hour, mfu, dtype, convention
     price, price_info = resolve_price(price_id, usd_per_hour, accelerator)
     utilization, utilization_source = resolve_utilization(mfu, phase="decode", accelerator=accelerator, dtype=dtype)
     context = _whole("--context-len", context_len)
+    _whole("--batch-size", batch_size)  # only the calibrated path uses it; a bad one is still refused
     flops_per_token = float(decode_step_flops(shape, 1, context, convention))
     result = est.inference_cost(flops_per_token, peak, utilization, price)
     energy = resolve_energy(result["seconds_per_1k_tokens"] / est.SECONDS_PER_HOUR, accelerator, usd_per_kwh,
@@ -253,6 +265,7 @@ def inference(model, hardware_id, price_id, usd_per_hour, mfu, dtype, convention
                ("$ / 1M tokens", usd(result["usd_per_1m_tokens"]))]
     notes = ["Flat utilization for every batch size and context (as the article); small-batch decode is "
              "memory-bandwidth-bound, so this is optimistic there. Idle time is not priced."]
+    notes += _beyond_context(shape, context, "--context-len")
     if energy is not None:
         inputs.append(("energy", f"{energy['tdp_w']:g} W ({energy['tdp_source']}), PUE {energy['pue']:g}, "
                                  f"{usd(energy['usd_per_kwh'])}/kWh"))
@@ -294,6 +307,7 @@ def training(model, hardware_id, price_id, usd_per_hour, mfu, dtype, convention,
         from llmecon.cli.calibrate import calibrated_training
 
         return calibrated_training(model=model, hardware_id=hardware_id, price_id=price_id, usd_per_hour=usd_per_hour,
+                                   convention=_given(convention, "convention"),
                                    mfu=mfu, dtype=_given(dtype, "dtype"), usd_per_kwh=usd_per_kwh, pue=pue, tdp_w=tdp_w,
                                    as_json=as_json, tokens=tokens, num_accelerators=num_accelerators, seq_len=seq_len,
                                    bytes_per_param=bytes_per_param, batch_size=batch_size, calibration=calibration,
@@ -312,6 +326,7 @@ def training(model, hardware_id, price_id, usd_per_hour, mfu, dtype, convention,
         n_tokens, tokens_source = parse_count("--tokens", tokens), "--tokens"
     k = _whole("--num-accelerators", num_accelerators)
     length = _whole("--seq-len", seq_len)
+    _whole("--batch-size", batch_size)  # only the calibrated path uses it; a bad one is still refused
     flops_per_token = float(train_step_flops(shape, 1, length, convention)) / length
     flops_total = flops_per_token * n_tokens
     state = training_memory_bytes(shape, bytes_per_param=require_positive("--bytes-per-param", bytes_per_param))
@@ -347,6 +362,7 @@ def training(model, hardware_id, price_id, usd_per_hour, mfu, dtype, convention,
                ("training state", f"{si(state_bytes, 'B')} ({float(bytes_per_param):g} B/param)"),
                ("fewest accelerators that hold it", f"{result['min_accelerators_for_state']:,}")]
     notes = ["Wall-clock assumes the utilization holds at K accelerators; the state bound ignores activations."]
+    notes += _beyond_context(shape, length, "--seq-len")
     if k < result["min_accelerators_for_state"]:
         notes.append(f"{k:,} accelerator(s) cannot hold the training state: at least "
                      f"{result['min_accelerators_for_state']:,} are needed.")

@@ -97,19 +97,28 @@ def _print_costs(job) -> None:
                      val(r, "usd_per_1m_prefill_tokens", usd), val(r, "usd_per_1m_decode_tokens", usd),
                      val(r, "decode_mfu", mfu), val(r, "decode_regime", str), basis])
     first = costs.iloc[0]
+    measured_on = ", ".join(sorted({f["hardware"] for f in (job.calibration or {}).get("fits") or ()})) or "this device"
     work = []
     for phase in ("prefill", "decode"):
         if f"{phase}_batch_size" in costs:
             work.append(f"{phase} batch {int(first[f'{phase}_batch_size'])} x {int(first[f'{phase}_context_len'])}")
     caption = ("At the efficiency measured here, " + "; ".join(work) + f", {first['dtype']}; the cheapest offer per "
-               "accelerator on the price sheet. transfer: measured on another device, applied to this accelerator's "
-               "datasheet peaks (an assumption). extrapolated: outside the measured FLOP range.")
+               "accelerator on the price sheet. transfer: the efficiency measured on "
+               f"{measured_on}, applied to this accelerator's datasheet peaks (an assumption, not a measurement of "
+               "that accelerator). extrapolated: outside the measured FLOP range.")
     out = console()
     if not out.is_terminal:
         out.width = max(out.width, 150)
-    out.print(table("$ per 1M tokens at measured efficiency", [
+    title = "$ per 1M tokens at measured efficiency"
+    if costs["transfer"].fillna(False).astype(bool).any():
+        title += (f" (measured on {measured_on}; rows marked transfer are a what-if on accelerators that were "
+                  "not measured)")
+    out.print(table(title, [
         "model", "accelerator", "price", "$/1M prompt", "$/1M generated", "decode MFU", "decode regime", "basis"],
         rows, caption=caption))
+    for note in job.cost_notes:
+        if note.startswith("presets not priced"):
+            click.echo(f"Larger {note}.")
 
 
 COMMANDS = [run]

@@ -118,7 +118,15 @@ def run_cost_table(calib: dict, measured_models: str | Sequence[str], *, presets
     prices = list(load_prices() if prices is None else prices)
     known = set(list_presets())
     wanted = [p for p in presets if p in known and p not in measured]
-    costs, skipped = cost_rows(calib, measured, prices)
+    skipped: list[str] = []
+    if not any(fit.get("hardware_id") for fit in calib.get("fits", [])):
+        # A device off the hardware sheet (a CPU): pricing an 8B or 70B model on GPUs from its fit would
+        # stack a transfer on an extrapolation far outside the measured FLOP range — a number, not an answer.
+        skipped.append("presets not priced: the calibration's device is not an accelerator on the hardware "
+                       "sheet, so large models on GPUs would be a transfer and a far extrapolation")
+        wanted = []
+    costs, measured_skipped = cost_rows(calib, measured, prices)
+    skipped += measured_skipped
     preset_prices = [p for p in prices if p.accelerator_id in accelerators]
     if wanted and preset_prices:
         more, more_skipped = cost_rows(calib, wanted, preset_prices)

@@ -18,6 +18,7 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -375,8 +376,10 @@ def cost_per_million_tokens(costs: pd.DataFrame, *, title: str | None = None, ma
             if lab not in vals:
                 continue
             t = bool(transfer.get(lab, False))
-            ax.barh(y, vals[lab], color=PHASE_COLORS[phase], alpha=0.45 if t else 0.9, hatch="///" if t else None,
-                    edgecolor=PHASE_COLORS[phase], linewidth=0.6, height=0.72)
+            # transferred: an opaque pale face under full-strength hatching (an alpha would also fade the hatch,
+            # and the SVG backend draws the hatch in the edge colour over the face colour)
+            ax.barh(y, vals[lab], color=_pale(PHASE_COLORS[phase]) if t else to_rgba(PHASE_COLORS[phase], 0.9),
+                    hatch="///" if t else None, edgecolor=PHASE_COLORS[phase], linewidth=0.6, height=0.72)
             ax.text(vals[lab], y, " " + usd(vals[lab]), va="center", fontsize=7)
         ax.set_xscale("log")
         lo, hi = float(vals.min()), float(vals.max())
@@ -454,6 +457,12 @@ def article_vs_calibrated(rows: pd.DataFrame, *, title: str | None = None) -> Fi
                       "peak. On the bars: $ and the MFU it implies.", fontsize=7.5, color="#555555", x=0.01, ha="left")
     fig.suptitle(title or "The article's assumptions against measured efficiency", fontsize=11, x=0.01, ha="left")
     return fig
+
+
+def _pale(color: str, strength: float = 0.3) -> tuple[float, float, float, float]:
+    """The colour mixed with white (opaque), for a face that hatching in the full colour stands out on."""
+    r, g, b, _ = to_rgba(color)
+    return (1 - strength + strength * r, 1 - strength + strength * g, 1 - strength + strength * b, 1.0)
 
 
 def _truthy(v) -> bool:

@@ -11,6 +11,7 @@ sentence saying why. Tables give the key numbers, the calibration, the costs and
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import html
 import math
@@ -264,6 +265,9 @@ def _calibration_section(frame: pd.DataFrame, calib: Mapping | None, source: str
                      f"{b['ridge_flops_per_byte']:.3g} FLOP/B" if _is_num(b.get("ridge_flops_per_byte")) else "—"])
     body = _p(intro) + table_html(["device", "dtype", "phase", "rows", "η compute", "η memory", "overhead t0",
                                    "reference peak", "held-out error (median / max)", "ridge"], rows)
+    warned = [f"{f['hardware']} {f['dtype']} {f['phase']}: {w}" for f in calib["fits"] for w in f.get("warnings") or ()]
+    if warned:   # e.g. an η of 100 % that is a bound the rows did not resolve, not a measured efficiency
+        body += _p("Caution: " + "; ".join(esc(w) for w in warned) + ".", "omitted fit-warning")
     refused = calib.get("refused") or []
     if refused:
         body += _p("Not fitted: " + "; ".join(esc(f"{r['hardware']} {r['dtype']} {r['phase']}: {r['refused']}")
@@ -321,6 +325,8 @@ def _cost_block(calib: Mapping, model: str, prices) -> tuple[str, pd.DataFrame, 
                                              for ph, r in w.iterrows())
                    + f", in {esc(best['dtype'].iloc[0])}, for <code>{esc(model)}</code> (the largest shapes measured); "
                    f"{len(prices)} offers on {best['accelerator_id'].nunique()} priced accelerators.")
+    if not best.empty and best["transfer"].any():
+        body += _transfer_note(calib, set(best["phase"]), everything=bool(best["transfer"].all()))
     body += _figure(lambda: F.cost_per_million_tokens(best, title=f"$ per 1M tokens: {model} at measured efficiency, "
                                                                  "cheapest offer per accelerator"), "costs")
     if not best.empty:
@@ -352,6 +358,16 @@ def _cost_block(calib: Mapping, model: str, prices) -> tuple[str, pd.DataFrame, 
             classes.append("transfer" if r["transfer"] else "")
         body += "<h3>The cheapest accelerators</h3>" + table_html(cols, trows, row_classes=classes)
     return body, costs, skipped
+
+
+def _transfer_note(calib: Mapping, phases: Iterable[str], *, everything: bool) -> str:
+    """The warning that names where transferred numbers were measured (device, dtype, phase)."""
+    measured = sorted({f"{f['hardware']} ({f['dtype']} {f['phase']})" for f in calib["fits"] if f["phase"] in phases})
+    what = ("None of these accelerators was measured: every figure here" if everything
+            else "Every bar and row marked <i>transfer</i>")
+    return _p(f"{what} uses the efficiencies and overhead measured on <b>{esc('; '.join(measured))}</b>, "
+              "scaled to that accelerator's datasheet peaks. Read it as a what-if, not as a measurement of "
+              "that accelerator.", "omitted transfer-note")
 
 
 def _distinct_reasons(skipped: Sequence[str], limit: int = 4) -> list[str]:
@@ -424,6 +440,12 @@ def _article_section(calib: Mapping | None) -> str:
         body += _p(f"Workload: GPT-3 decoding at batch {esc(inf.get('batch_size'))} and context "
                    f"{esc(inf.get('context_len'))}; training steps of {esc(tr.get('batch_size'))} × "
                    f"{esc(tr.get('seq_len'))} tokens; {esc(a.get('dtype'))}. {esc(str(a.get('note') or '').capitalize())}.")
+    if not rows.empty and rows["transfer"].any():
+        from llmecon.calibrate.article import describe_source
+
+        doc_rows = [r for t in doc["tables"] for r in t["rows"] if r["key"] in ARTICLE_ROWS]
+        body += _p("Basis of the measured-efficiency figures: " + esc("; ".join(describe_source(doc_rows))) + ".",
+                   "omitted transfer-note")
     body += _figure(lambda: F.article_vs_calibrated(rows), "article")
     if not rows.empty:
         body += table_html(
@@ -572,9 +594,14 @@ def build_report(runs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
                          calibration_source=calib_source, calibration_error=calibration_error,
                          sources=[str(r) for r in runs], title=title)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "index.html"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
     return path
