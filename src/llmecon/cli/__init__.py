@@ -20,8 +20,23 @@ from llmecon.errors import UserError
 _SHOW_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 
 
+def _usage_error(exc: click.UsageError) -> None:
+    """A bad option value, a missing argument, an unknown command: one line too, and exit status 2."""
+    if isinstance(exc, _SHOW_HELP):  # `llmecon estimate` with no subcommand prints its help
+        raise exc
+    hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+    click.echo(f"llmecon: error: {exc.format_message()}{hint}", err=True)
+    sys.exit(2)
+
+
 class _Group(click.Group):
     """Turns a UserError anywhere below into one line on stderr and exit status 2."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:  # `llmecon --bogus`
+            _usage_error(exc)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -29,12 +44,8 @@ class _Group(click.Group):
         except UserError as exc:
             click.echo(f"llmecon: error: {exc}", err=True)
             sys.exit(2)
-        except click.UsageError as exc:  # a bad option value, a missing argument: one line too
-            if isinstance(exc, _SHOW_HELP):  # `llmecon estimate` with no subcommand prints its help
-                raise
-            hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-            click.echo(f"llmecon: error: {exc.format_message()}{hint}", err=True)
-            sys.exit(2)
+        except click.UsageError as exc:
+            _usage_error(exc)
         except KeyboardInterrupt:
             click.echo("llmecon: interrupted", err=True)
             sys.exit(130)
