@@ -20,9 +20,14 @@ def run_meta(hardware_id="h200", ceilings=None, **device):
 
 def make_record(config_id="prefill-tiny-b1-s512", *, phase="prefill", dtype="bf16", samples=(0.01,) * 10,
                 flops=1e12, tokens=512, bytes_step=None, status="ok", reason=None, layer_scale=1.0,
-                energy_j=None, batch_size=1, seq_len=512, model="tiny", validity=None):  # fmt: skip
-    """One record as BENCH writes it: flops_per_step is the same for every convention unless a dict."""
-    return {
+                energy_j=None, batch_size=1, seq_len=512, model="tiny", validity=None, full_model=None,
+                time_scale=None):  # fmt: skip
+    """One record as BENCH writes it: flops_per_step is the same for every convention unless a dict.
+
+    Without full_model it is a record from before work.full_model (time scaled by layer_scale);
+    with it, full_model is {"flops_per_step": number or dict, "bytes_per_step": ...} and time_scale
+    goes into the model block."""
+    rec = {
         "config_id": config_id,
         "config": {"model": model, "phase": phase, "batch_size": batch_size, "seq_len": seq_len,
                    "new_tokens": 16 if phase == "decode" else None, "dtype": dtype, "device": "cuda",
@@ -40,6 +45,13 @@ def make_record(config_id="prefill-tiny-b1-s512", *, phase="prefill", dtype="bf1
         "memory": {"peak_bytes": 2.0e9},
         "telemetry": {"energy_j": energy_j, "mean_power_w": 500.0 if energy_j else None},
     }  # fmt: skip
+    if full_model is not None:
+        f = full_model["flops_per_step"]
+        rec["work"]["full_model"] = {"flops_per_step": f if isinstance(f, dict) else {c: f for c in CONVENTIONS},
+                                     "bytes_per_step": full_model.get("bytes_per_step")}
+    if time_scale is not None:
+        rec["model"]["time_scale"] = time_scale
+    return rec
 
 
 def make_run(out_dir, records=(), **meta):

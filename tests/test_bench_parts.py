@@ -168,6 +168,33 @@ def test_layers_builds_first_k_at_full_width_and_trims_per_layer_lists():
         trimmed_config({"num_hidden_layers": 2}, 3)
 
 
+def test_layers_record_holds_full_model_work_and_a_work_ratio_time_scale():
+    from llmecon.bench.models import built_shape
+    from llmecon.bench.worker import base_record
+    from llmecon.costmodel.flops import CONVENTIONS, train_step_flops
+    from llmecon.costmodel.memory import decode_bytes
+
+    shape, full = built_shape("llama-3-8b", 8)  # the 128k-vocab LM head runs once, not 4 times
+    cfg = {"config_id": "c", "model": "llama-3-8b", "phase": "train", "batch_size": 1, "seq_len": 2048,
+           "new_tokens": None, "dtype": "bf16", "attn_implementation": "sdpa", "layers": 8}
+    rec = base_record(cfg, shape, full, status="error", reason="x", knobs={})
+    assert rec["model"]["layer_scale"] == 4.0
+    assert rec["work"]["full_model"]["flops_per_step"] == {c: train_step_flops(full, 1, 2048, c) for c in CONVENTIONS}
+    assert rec["work"]["flops_per_step"]["executed"] == train_step_flops(shape, 1, 2048, "executed")
+    ratio = train_step_flops(full, 1, 2048, "executed") / train_step_flops(shape, 1, 2048, "executed")
+    assert rec["model"]["time_scale"] == ratio and 3.2 < ratio < 3.5  # L/k = 4 would overstate by ~20 %
+    assert "executed FLOPs" in rec["model"]["extrapolation_basis"]
+    dec = base_record({**cfg, "phase": "decode", "new_tokens": 4}, shape, full, status="error", reason="x", knobs={})
+    assert rec["work"]["full_model"]["bytes_per_step"] is None
+    assert dec["work"]["full_model"]["bytes_per_step"] == decode_bytes(full, "bf16", 1, 2048, 4) / 4
+    assert dec["model"]["time_scale"] == pytest.approx(decode_bytes(full, "bf16", 1, 2048, 4)
+                                                       / decode_bytes(shape, "bf16", 1, 2048, 4))
+    assert "bytes read" in dec["model"]["extrapolation_basis"]
+    whole = base_record({**cfg, "layers": None}, full, full, status="error", reason="x", knobs={})
+    assert whole["model"]["time_scale"] == 1.0
+    assert whole["work"]["full_model"]["flops_per_step"] == whole["work"]["flops_per_step"]
+
+
 def test_remote_code_configs_are_refused():
     from llmecon.costmodel.architecture import load_model_shape
 

@@ -84,6 +84,46 @@ def test_tiny_on_cpu_all_phases_valid_rows_and_costmodel_flops(tmp_path):
         positions = rec["timing"]["context_positions"]
         assert len(positions) == rec["timing"]["n_samples"] and set(positions) == {32, 33, 34, 35}
         assert rec["model"]["layer_scale"] == 1.0 and rec["config"]["attn_implementation"] == "sdpa"
+        assert rec["model"]["time_scale"] == 1.0
+        assert rec["work"]["full_model"]["bytes_per_step"] == rec["work"]["bytes_per_step"]
+
+
+def test_layers_records_full_model_work_and_scales_time_by_the_work_ratio(tmp_path):
+    from llmecon.bench.timing import summarize
+
+    # tiny: 2 layers, hidden 64, vocab 512: the LM head is a large share, so the work ratio is far from 2
+    result = CliRunner().invoke(main, ["bench", "--model", "tiny", "--layers", "1", "--phase", "prefill,decode,train",
+                                       "--batch-size", "1", "--seq-len", "32", "--new-tokens", "4",
+                                       "--device", "cpu", "--out", str(tmp_path), "--json", *FAST])
+    assert result.exit_code == 0, result.output
+    run_dir = Path(json.loads(result.stdout)["run_dir"])
+    full = load_model_shape("tiny")
+    built = full.with_layers(1)
+    exact = {"prefill": lambda s, c: prefill_flops(s, 1, 32, c), "train": lambda s, c: train_step_flops(s, 1, 32, c),
+             "decode": lambda s, c: decode_flops(s, 1, 32, 4, c) / 4}
+    frame, problems = load_results([run_dir])
+    assert problems == [] and len(frame) == 3
+    records = _records(run_dir)
+    for phase, flops in exact.items():
+        rec = _by(records, phase=phase)
+        assert rec["status"] == "ok", rec["reason"]
+        assert rec["model"]["layer_scale"] == 2.0 and rec["model"]["layers_built"] == 1
+        assert rec["work"]["flops_per_step"] == pytest.approx({c: flops(built, c) for c in CONVENTIONS})
+        assert rec["work"]["full_model"]["flops_per_step"] == pytest.approx({c: flops(full, c) for c in CONVENTIONS})
+        if phase == "decode":
+            ratio = decode_bytes(full, "fp32", 1, 32, 4) / decode_bytes(built, "fp32", 1, 32, 4)
+            full_bytes = decode_bytes(full, "fp32", 1, 32, 4) / 4
+            assert rec["work"]["full_model"]["bytes_per_step"] == pytest.approx(full_bytes)
+        else:
+            ratio = flops(full, "executed") / flops(built, "executed")
+        assert rec["model"]["time_scale"] == pytest.approx(ratio)
+        assert ratio < (1.99 if phase == "prefill" else 1.9)  # prefill: the LM head on the last position only
+        row = frame.set_index("phase").loc[phase]
+        for c in CONVENTIONS:
+            assert row[f"flops_per_step_{c}"] == rec["work"]["full_model"]["flops_per_step"][c]
+        median = summarize(rec["timing"]["samples_s"])[0]["median_s"]
+        assert row["step_time_s"] == pytest.approx(median * ratio)
+        assert row["layer_scale"] == 2.0 and row["time_scale"] == pytest.approx(ratio)
 
 
 def test_planted_crash_timeout_oom_then_skip(tmp_path, monkeypatch):

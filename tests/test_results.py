@@ -355,16 +355,48 @@ def test_fp32_uses_the_fp32_peak(tmp_path):
     assert frame.loc[0, "mfu_executed"] == pytest.approx(3e13 / 67e12)
 
 
-def test_layer_scale_extrapolates_time_and_work_not_mfu(tmp_path):
+def test_old_record_without_full_model_scales_everything_by_layer_scale(tmp_path):
     whole = make_record("whole", samples=(0.01,) * 10)
     part = make_record("part", samples=(0.01,) * 10, layer_scale=4.0, energy_j=10.0)
-    frame, _ = load_results(make_run(tmp_path, [whole, part]))
+    frame, problems = load_results(make_run(tmp_path, [whole, part]))
     rows = frame.set_index("config_id")
+    assert problems == [] and rows.loc["part", "time_scale"] == 4.0
     assert rows.loc["part", "step_time_s"] == pytest.approx(0.04)
+    assert rows.loc["part", "first_call_s"] == pytest.approx(0.5 * 4)
     assert rows.loc["part", "flops_per_step_executed"] == pytest.approx(4e12)
     assert rows.loc["part", "tokens_per_s"] == pytest.approx(rows.loc["whole", "tokens_per_s"] / 4)
     assert rows.loc["part", "mfu_executed"] == pytest.approx(rows.loc["whole", "mfu_executed"])
     assert rows.loc["part", "energy_j_per_token"] == pytest.approx(10.0 / 5120 * 4)
+
+
+def test_full_model_work_is_used_as_is_and_time_scales_by_time_scale(tmp_path):
+    # 1 of 4 layers built; the full model does 3x the built model's executed FLOPs (the LM head runs once)
+    flops = {"article": 2e12, "non_embedding": 1e12, "causal": 0.9e12, "executed": 1e12}
+    full = {"article": 8e12, "non_embedding": 3.6e12, "causal": 3.4e12, "executed": 3e12}
+    part = make_record("part", samples=(0.01,) * 10, flops=flops, layer_scale=4.0, energy_j=10.0,
+                       full_model={"flops_per_step": full, "bytes_per_step": None}, time_scale=3.0)
+    dec = make_record("dec", phase="decode", tokens=8, flops=1e10, bytes_step=1e9, samples=(0.001,) * 10,
+                      layer_scale=4.0, full_model={"flops_per_step": 3e10, "bytes_per_step": 2.5e9}, time_scale=2.5)
+    frame, problems = load_results(make_run(tmp_path, [part, dec]))
+    rows = frame.set_index("config_id")
+    assert problems == [] and bool(rows.loc["part", "valid"])
+    assert rows.loc["part", "layer_scale"] == 4.0 and rows.loc["part", "time_scale"] == 3.0
+    for c in CONVENTIONS:
+        assert rows.loc["part", f"flops_per_step_{c}"] == full[c]  # exactly the stored full-model count
+    assert rows.loc["part", "step_time_s"] == pytest.approx(0.03)  # not 0.04 (L/k)
+    assert rows.loc["part", "first_call_s"] == pytest.approx(0.5 * 3)
+    assert rows.loc["part", "tokens_per_s"] == pytest.approx(512 / 0.03)
+    assert rows.loc["part", "energy_j_per_token"] == pytest.approx(10.0 / 5120 * 3)
+    assert rows.loc["part", "mfu_executed"] == pytest.approx(1e12 / 0.01 / H200_BF16)  # the built model's
+    assert rows.loc["dec", "bytes_per_step"] == 2.5e9 and rows.loc["dec", "step_time_s"] == pytest.approx(0.0025)
+    assert rows.loc["dec", "bandwidth_util"] == pytest.approx(1e9 / 0.001 / 4.8e12)
+
+
+def test_full_model_without_a_time_scale_is_a_problem(tmp_path):
+    bad = make_record("bad", layer_scale=4.0, full_model={"flops_per_step": 3e12})
+    frame, problems = load_results(make_run(tmp_path, [make_record("good"), bad]))
+    assert list(frame["config_id"]) == ["good"] and frame.loc[0, "time_scale"] == 1.0
+    assert len(problems) == 1 and "missing key model.time_scale" in problems[0]
 
 
 def test_decode_bandwidth(tmp_path):

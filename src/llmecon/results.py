@@ -22,13 +22,23 @@ Guarantees (measurement-validity.md §5 items 5-8, 15):
   error, timeout and interrupted records, and unreadable ones, are retried by ``--resume``.
 
 Derived numbers are computed on load (``load_results``), from the raw samples and the sheets as
-they are *now*, so a corrected datasheet peak re-derives old runs. With ``--layers k`` (``layer_scale``
-= full layers / built layers) the loader multiplies the built model's step time, IQR, FLOPs, bytes
-and energy per token by ``layer_scale``. That is a simple whole-model scaling: the embedding, final
-norm and LM head, which run once whatever k is, get scaled too, so tokens/s is slightly pessimistic
-when k is small (most in decode and train, where the LM head runs at every position). MFU and
-bandwidth use are ratios of two scaled numbers and equal the built model's. Peak memory is not
-scaled (it is what the built model used).
+they are *now*, so a corrected datasheet peak re-derives old runs.
+
+With ``--layers k`` BENCH builds only the first k of L layers. The record carries the cost model's
+work counts for the model as built (``work``) and for the full model (``work.full_model``: exact,
+nothing extrapolated), and ``model.time_scale``, the ratio of full-model to built-model work in the
+term that dominates the phase (executed FLOPs for prefill and train, bytes read for decode; see
+``model.extrapolation_basis``). The loader takes FLOPs and bytes per step from ``work.full_model``
+and multiplies the measured time (median, IQR, first call) and energy per token by ``time_scale``.
+The assumption: the layers not built take the same time per unit of that work as what ran; the
+embedding and LM head, which run once per step whatever k is, are therefore counted once, not L/k
+times. ``model.layer_scale`` (L/k) is information only. Records written before ``work.full_model``
+existed (schema 1 too; the field is optional) load as they always did: time, FLOPs, bytes and
+energy per token multiplied by ``layer_scale``, which overstates step time and FLOPs by the
+embedding and LM head's share (about 20 % for llama-3-8b training with 8 of 32 layers), and the
+first call by ``layer_scale`` too (earlier versions left it unscaled). MFU and bandwidth use are
+ratios of work to time and, for the phase's dominant term, equal the built model's either way. Peak
+memory is not scaled (it is what the built model used).
 
 The datasheet peak is the sheet's dense peak for the record's ``config.dtype``: an fp32 run is
 compared with the fp32 peak, never the tf32 one; only a run whose dtype is "tf32" (BENCH then
@@ -420,7 +430,7 @@ def columns() -> list[str]:
         "run_id", "config_id", "created_utc", "model", "hardware_id", "device_name", "device_kind",
         "dtype", "phase", "status", "reason", "warnings",
         "batch_size", "seq_len", "new_tokens", "attn_implementation", "compile", "static_cache",
-        "activation_checkpointing", "layer_scale",
+        "activation_checkpointing", "layer_scale", "time_scale",
         "step_time_s", "step_time_iqr_s", "first_call_s", "n_samples", "tokens_per_step", "tokens_per_s",
         *[f"flops_per_step_{c}" for c in convs], "bytes_per_step",
         "peak_flops_per_s", "peak_reason", "ceiling_flops_per_s", "peak_bytes_per_s", "ceiling_bytes_per_s",
@@ -567,8 +577,21 @@ def _record_row(rec: Any, info: Mapping, sheet: _Sheet, convs: tuple[str, ...]) 
     }
     reasons = [r.strip() for r in rec["reason"].split(";") if r.strip()] if isinstance(rec.get("reason"), str) else []
     warnings: list[str] = ["dirty_build"] if info["dirty"] else []
-    scale = _num(_get(rec, "model", "layer_scale", required=False), "model.layer_scale") or 1.0
-    row["layer_scale"] = scale
+    layer_scale = _num(_get(rec, "model", "layer_scale", required=False), "model.layer_scale") or 1.0
+    row["layer_scale"] = layer_scale
+    work = _get(rec, "work", required=False)
+    work = work if isinstance(work, Mapping) else {}
+    full_work = work.get("full_model")
+    if full_work is not None:  # full-model work from the cost model; time extrapolated by time_scale
+        if not isinstance(full_work, Mapping):
+            raise _Problem("work.full_model is not an object")
+        time_scale = _num(_get(rec, "model", "time_scale"), "model.time_scale")
+        if time_scale is None or not time_scale > 0:
+            raise _Problem(f"model.time_scale is not a positive number: {rec['model']['time_scale']!r}")
+        work_scale = 1.0
+    else:  # a record from before work.full_model: the whole step scaled by layer_scale
+        full_work, time_scale, work_scale = work, layer_scale, layer_scale
+    row["time_scale"] = time_scale
     memory = rec.get("memory") if isinstance(rec.get("memory"), Mapping) else {}
     row["peak_memory_bytes"] = _num(memory.get("peak_bytes"), "memory.peak_bytes")
     telemetry = rec.get("telemetry") if isinstance(rec.get("telemetry"), Mapping) else {}
@@ -588,23 +611,25 @@ def _record_row(rec: Any, info: Mapping, sheet: _Sheet, convs: tuple[str, ...]) 
         stored_warnings = [str(w) for w in stored.get("warnings") or [] if isinstance(stored.get("warnings"), list)]
         _extend_unique(reasons, [*stored_reasons, *verdict.reasons])
         _extend_unique(warnings, [*stored_warnings, *verdict.warnings])
-        flops = _get(rec, "work", "flops_per_step")
+        where = "work.full_model" if full_work is not work else "work"
+        flops = _get(full_work, "flops_per_step")
         if not isinstance(flops, Mapping):
-            raise _Problem("work.flops_per_step is not an object")
+            raise _Problem(f"{where}.flops_per_step is not an object")
         tokens = _num(_get(rec, "work", "tokens_per_step"), "work.tokens_per_step")
-        step = stats["median_s"] * scale if stats["median_s"] is not None else None
-        iqr = stats["iqr_s"] * scale if stats["iqr_s"] is not None else None
+        step = stats["median_s"] * time_scale if stats["median_s"] is not None else None
+        iqr = stats["iqr_s"] * time_scale if stats["iqr_s"] is not None else None
         row.update(step_time_s=step, step_time_iqr_s=iqr, n_samples=len(samples), tokens_per_step=tokens)
-        row["first_call_s"] = _num(rec["timing"].get("first_call_s"), "timing.first_call_s")
+        first = _num(rec["timing"].get("first_call_s"), "timing.first_call_s")
+        row["first_call_s"] = first * time_scale if first is not None else None
         row["tokens_per_s"] = _ratio(tokens, step)
         for c in convs:
-            value = _num(flops.get(c), f"work.flops_per_step.{c}")
-            row[f"flops_per_step_{c}"] = value * scale if value is not None else None
-        bytes_step = _num(_get(rec, "work", "bytes_per_step", required=False), "work.bytes_per_step")
-        row["bytes_per_step"] = bytes_step * scale if bytes_step is not None and row["phase"] == "decode" else None
+            value = _num(flops.get(c), f"{where}.flops_per_step.{c}")
+            row[f"flops_per_step_{c}"] = value * work_scale if value is not None else None
+        bytes_step = _num(full_work.get("bytes_per_step"), f"{where}.bytes_per_step")
+        row["bytes_per_step"] = bytes_step * work_scale if bytes_step is not None and row["phase"] == "decode" else None
         energy = _num(telemetry.get("energy_j"), "telemetry.energy_j")
         if energy is not None and tokens and samples:
-            row["energy_j_per_token"] = energy / (tokens * len(samples)) * scale
+            row["energy_j_per_token"] = energy / (tokens * len(samples)) * time_scale
 
     # sheets and ceilings: looked up now
     dtype = row["dtype"]

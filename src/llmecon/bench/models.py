@@ -6,10 +6,10 @@ Real weights are read only when asked, and only from a local folder (`local_file
 `trust_remote_code` is always off, so a config that needs code from the Hub is refused.
 
 `layers=k` builds the first k decoder layers at full width (every per-layer list in the config,
-such as `layer_types`, is cut to k as well). The record then says `layer_scale = full / k`: the
-per-layer part of the measured time can be extrapolated to the whole model. Embeddings and the LM
-head are built once either way, so that extrapolation overstates their share; the record keeps both
-layer counts so a reader can tell.
+such as `layer_types`, is cut to k as well). Embeddings and the LM head are built (and run) once
+either way, so the measured time is not extrapolated by `layer_scale = full / k`: the record holds
+the cost model's work for the full model and a `time_scale`, the full / built ratio of the work that
+dominates the phase (see worker.extrapolation and results.py). `layer_scale` is kept for information.
 
 The attention implementation is always chosen explicitly (sdpa unless eager is asked for) and
 recorded, because transformers' own default differs between versions and devices.
@@ -47,7 +47,7 @@ class BuiltModel:
     shape: ModelShape             # the model AS BUILT (k layers when layers=k)
     full_shape: ModelShape        # the whole model as configured
     layers_built: int
-    layer_scale: float            # full layers / built layers
+    layer_scale: float            # full layers / built layers (information; time uses time_scale)
     attn_implementation: str
     cache_kwarg: str              # "cache" (transformers >= 5.2x) or "past_key_values"
     weights: str                  # "random" or "local"

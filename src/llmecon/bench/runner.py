@@ -251,8 +251,12 @@ def _summary(rec: dict) -> str:
     t = rec.get("timing") or {}
     med = t.get("median_s")
     if rec["status"] in ("ok", "invalid") and med:
-        tps = rec["work"]["tokens_per_step"] / med
-        return f"{rec['status']} {tps:,.0f} tokens/s (median {med * 1e3:.3g} ms, n={t.get('n_samples')})"
+        scale = (rec.get("model") or {}).get("time_scale") or 1.0
+        tps = rec["work"]["tokens_per_step"] / (med * scale)
+        note = f", whole model extrapolated x{scale:.3g}" if scale != 1.0 else ""
+        return (f"{rec['status']} {tps:,.0f} tokens/s (median {med * 1e3:.3g} ms as built{note}, "
+                f"n={t.get('n_samples')})") if note else \
+            f"{rec['status']} {tps:,.0f} tokens/s (median {med * 1e3:.3g} ms, n={t.get('n_samples')})"
     return f"{rec['status']}: {rec.get('reason')}"
 
 

@@ -75,23 +75,64 @@ def model_block(shape, full, attn_implementation: str, weights: str) -> dict:
     }
 
 
+EXTRAPOLATION_BASIS = {
+    "prefill": "executed FLOPs per step, full model / built model",
+    "train": "executed FLOPs per step, full model / built model",
+    "decode": "bytes read per step (weights + KV cache), full model / built model",
+}
+EXTRAPOLATION_ASSUMPTION = ("the layers left out run at the same time per unit of that work as the measured "
+                            "model (layers, embedding and LM head alike)")
+
+
+def extrapolation(phase: str, built_work: dict, full_work: dict) -> dict:
+    """How measured time is extrapolated from the model as built to the full model.
+
+    ``time_scale`` is the ratio of full-model to built-model work in the term that dominates the
+    phase: executed FLOPs for prefill and train (compute-bound), bytes read for decode
+    (memory-bound). The assumption: time per unit of that work is the same for the layers that were
+    not built as for what ran (k layers plus the embedding and LM head, which run once per step
+    whatever k is). That is why it is not ``layer_scale`` = L/k, which would count the embedding and
+    LM head L/k times (llama-3-8b, 8 of 32 layers, train b=1 s=2048: 3.34, not 4). 1.0 when the whole model
+    was built.
+    """
+    if phase == "decode":
+        built, full = built_work["bytes_per_step"], full_work["bytes_per_step"]
+    else:
+        built, full = built_work["flops_per_step"]["executed"], full_work["flops_per_step"]["executed"]
+    return {"time_scale": full / built, "extrapolation_basis": f"{EXTRAPOLATION_BASIS[phase]}; assumes "
+                                                               f"{EXTRAPOLATION_ASSUMPTION}"}
+
+
 def empty_timing(reason: str) -> dict:
     return {"samples_s": [], "n_samples": 0, "first_call_s": None, "warmup_iters": 0, "total_s": None,
             "validity": {"valid": False, "reasons": [reason], "warnings": []}}
 
 
 def base_record(cfg: dict, shape, full, *, status: str, reason: str | None, knobs: dict) -> dict:
-    """A record for `cfg` with no measurement (the parent's failure records start from this too)."""
+    """A record for `cfg` with no measurement (the parent's failure records start from this too).
+
+    ``work`` holds the cost model's counts for the model AS BUILT and, in ``work.full_model``, the
+    same counts for the full shape (exact, from the cost model: nothing there is extrapolated);
+    ``model.time_scale`` and ``model.extrapolation_basis`` (see `extrapolation`) say how the loader
+    extrapolates the measured time. ``model.layer_scale`` (L/k) is kept for information only.
+    """
     config = {k: v for k, v in cfg.items() if k != "config_id"}
+    args = (cfg["phase"], cfg["batch_size"], cfg["seq_len"], cfg.get("new_tokens"), cfg["dtype"],
+            bool(cfg.get("activation_checkpointing")))
+    work = work_block(shape, *args)
+    full_work = work_block(full, *args)
+    model = model_block(shape, full, cfg["attn_implementation"], cfg.get("weights", "random"))
+    model.update(extrapolation(cfg["phase"], work, full_work))
+    work["full_model"] = {k: full_work[k] for k in ("flops_per_step", "bytes_per_step", "hardware_flops_per_step")
+                          if k in full_work}
     rec = {
         "config_id": cfg["config_id"],
         "config": config,
-        "model": model_block(shape, full, cfg["attn_implementation"], cfg.get("weights", "random")),
+        "model": model,
         "status": status,
         "reason": reason,
         "timing": empty_timing(reason or status),
-        "work": work_block(shape, cfg["phase"], cfg["batch_size"], cfg["seq_len"], cfg.get("new_tokens"), cfg["dtype"],
-                           bool(cfg.get("activation_checkpointing"))),
+        "work": work,
         "memory": {"peak_bytes": None},
         "telemetry": {"energy_j": None, "mean_power_w": None, "reason": "not measured"},
         "measure": dict(knobs),
