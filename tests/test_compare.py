@@ -188,3 +188,13 @@ def test_real_like_runs_pass_and_a_shared_core_fails(real_runs):
     like_row = json.loads(like.output)["rows"][0]
     print(f"like run {like_row['change']:+.1%} (noise ±{like_row['noise']:.1%}); "
           f"shared core {row['change']:+.1%} (noise ±{row['noise']:.1%})")
+
+
+def test_a_partial_model_run_is_not_matched_to_a_whole_one():
+    """--layers k measures 1/k-th of the model: its rows must not be compared with whole-model rows."""
+    base, new = planted_frame(seed=0, **SMALL), planted_frame(seed=0, **SMALL)
+    base["layer_scale"], new["layer_scale"] = 1.0, 4.0
+    with pytest.raises(UserError, match="no configuration in common"):
+        compare(base, new)
+    new["layer_scale"] = 1.0
+    assert compare(base, new)["matched"] == 8

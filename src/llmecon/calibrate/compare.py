@@ -2,7 +2,7 @@
 
 Rows are matched on (model, phase, dtype, batch_size, seq_len, new_tokens, hardware), hardware being
 the sheet id or, off the sheet, the device name; also on how the step ran (attention implementation,
-compile, static cache, activation checkpointing). Metrics: tokens/s, and MFU against the datasheet
+compile, static cache, activation checkpointing, --layers). Metrics: tokens/s, and MFU against the datasheet
 peak when the device is in the sheet (MFU against a ceiling each run re-measures is not compared: it
 moves with the ceiling's own noise).
 
@@ -32,7 +32,7 @@ from llmecon.errors import UserError
 
 KEY = ("model", "phase", "dtype", "batch_size", "seq_len", "new_tokens", "hardware")
 # how the step ran: matched too when the frames have them (a compiled run is not a slower eager one)
-SETTINGS = ("attn_implementation", "compile", "static_cache", "activation_checkpointing")
+SETTINGS = ("attn_implementation", "compile", "static_cache", "activation_checkpointing", "layer_scale")
 DEFAULT_MAX_DROP = 0.05
 
 
@@ -89,6 +89,8 @@ def _setting(column: str, value) -> str:
     """A short label for a non-default way the step ran ('' for the defaults: sdpa, no compile...)."""
     if column == "attn_implementation":
         return "" if value in (None, "sdpa") else f"{value} attention"
+    if column == "layer_scale":  # --layers k: a partial model is not the whole one
+        return "" if value in (None, 1, 1.0) else f"1/{value:.3g} of the layers"
     return column.replace("_", " ") if value is True else ""
 
 
