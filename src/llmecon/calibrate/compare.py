@@ -161,13 +161,10 @@ def compare_runs(base_paths, new_paths, max_drop: float = DEFAULT_MAX_DROP) -> t
     frames = []
     for side, paths in (("BASE", base_paths), ("NEW", new_paths)):
         paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
-        for p in paths:
-            if not p.exists():
-                raise UserError(f"{side}: no such run or folder: {p}")
-        frame, problems = load_results(paths)
-        if frame is None or len(frame) == 0:
-            raise UserError(f"{side}: no records under {', '.join(map(str, paths))}"
-                            + (f" ({'; '.join(problems)})" if problems else ""))
+        try:
+            frame, problems = load_results(paths)
+        except UserError as exc:  # a missing path, or no records at all: say which side
+            raise UserError(f"{side}: {exc}") from None
         frames.append((frame, [f"{side}: {p}" for p in problems]))
     result = compare(frames[0][0], frames[1][0], max_drop)
     return result, frames[0][1] + frames[1][1]

@@ -300,13 +300,7 @@ def calibrate_runs(paths: Iterable[str | Path], *, convention: str = "executed",
     from llmecon.results import load_results
 
     paths = [Path(p) for p in paths]
-    for p in paths:
-        if not p.exists():
-            raise UserError(f"no such run or folder: {p}")
-    frame, problems = load_results(paths)
-    if frame is None or len(frame) == 0:
-        raise UserError(f"no records found under {', '.join(map(str, paths))}"
-                        + (f" ({'; '.join(problems)})" if problems else ""))
+    frame, problems = load_results(paths)  # a missing path, or no records at all: UserError naming it
     calib = fit_calibration(frame, convention=convention, max_heldout_error=max_heldout_error, force=force,
                             run_meta=run_metas(paths), sources=[str(p) for p in paths])
     return calib, list(problems)
