@@ -49,7 +49,11 @@ M1="${M1:-llama-3.2-1b}" M8="${M8:-llama-3-8b}" SEQ="${SEQ:-2048}" DEVICE="${DEV
 COMMON=(--dtype "$DTYPE" --device "$DEVICE" --out "$RUNS" --min-iters 10 --min-time 0.5 --max-time 5 --warmup 3
         --timeout 90)
 
-step gpu-tests 70 python3 -m pytest tests/test_gpu.py -q -p no:cacheprovider
+if python3 -c "import pytest" 2>/dev/null; then
+  step gpu-tests 70 python3 -m pytest tests/test_gpu.py -q -p no:cacheprovider
+else  # the GPU image lists no pytest and has no network: say so rather than fail the step
+  echo "=== gpu-tests: skipped, pytest is not installed on this machine" | tee -a "$LOG"
+fi
 step 1b-prefill-decode 95 python3 -m llmecon bench --model "$M1" --phase prefill,decode \
   --batch-size 1,8,32 --seq-len "$SEQ" --new-tokens 32 "${COMMON[@]}"
 step 1b-train 75 python3 -m llmecon bench --model "$M1" --phase train --batch-size 1,4,8 --seq-len "$SEQ" \
