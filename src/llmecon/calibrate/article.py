@@ -46,6 +46,21 @@ def _rows(base, calibrated, prefix: str, mfu_key: str, info: dict) -> list[dict]
     return out
 
 
+def _calibrated_mfu(est: dict, article_flops: float, article_peak: float, target: str, mfu_article: float,
+                    what: str, skipped: list[str]) -> dict | None:
+    """The MFU a calibrated step implies in the article's own FLOP count and peak, with what the rows say
+    about it; None (and a reason in skipped) when it falls outside (0, 1]."""
+    mfu = article_flops / (est["step_time_s"] * article_peak)
+    if not 0 < mfu <= 1:
+        skipped.append(f"{what}: the calibration implies {mfu:.3g} of the article's peak (outside (0, 1]); "
+                       f"not priced")
+        return None
+    return {"target": target, "mfu_article": mfu_article, "mfu_calibrated": mfu, "regime": est["regime"],
+            "source": est["label"], "transferred": est["transferred"], "extrapolated": est["extrapolated"],
+            "effective_mfu_calibration_convention": est["effective_mfu"],
+            "heldout_median_rel_error": est["heldout_median_rel_error"]}
+
+
 def calibrated_article(calib: dict, *, transfer: bool = False, dtype: str = "bf16", inference_batch: int = 16,
                        context_len: int = 1024, train_batch: int = 8, train_seq_len: int = 2048) -> dict:
     """The article's inference and training figures at the article's MFU and at calibrated efficiency.
@@ -82,16 +97,11 @@ def calibrated_article(calib: dict, *, transfer: bool = False, dtype: str = "bf1
         if est is None:
             continue
         article_flops = p["inference_flops_per_param_per_token"] * p["gpt3_params"] * est["tokens_per_step"]
-        mfu = article_flops / (est["step_time_s"] * p[peak_key])
-        if not 0 < mfu <= 1:
-            skipped.append(f"GPT-3 inference on {hw}: the calibration implies {mfu:.3g} of the article's peak "
-                           f"(outside (0, 1]); not priced")
-            continue
-        info = {"target": name, "mfu_article": p["mfu_inference"], "mfu_calibrated": mfu, "regime": est["regime"],
-                "source": est["label"], "transferred": est["transferred"], "extrapolated": est["extrapolated"],
-                "effective_mfu_calibration_convention": est["effective_mfu"],
-                "heldout_median_rel_error": est["heldout_median_rel_error"]}
-        rows += _rows(base, reproduce_article({"mfu_inference": mfu}), f"inference.{short}.", "mfu_inference", info)
+        info = _calibrated_mfu(est, article_flops, p[peak_key], name, p["mfu_inference"],
+                               f"GPT-3 inference on {hw}", skipped)
+        if info is not None:
+            rows += _rows(base, reproduce_article({"mfu_inference": info["mfu_calibrated"]}),
+                          f"inference.{short}.", "mfu_inference", info)
     if rows:
         tables.append({"key": "inference", "rows": rows,
                        "title": f"GPT-3 inference per 1K tokens: article (21.3% MFU) vs calibrated "
@@ -106,16 +116,11 @@ def calibrated_article(calib: dict, *, transfer: bool = False, dtype: str = "bf1
         if est is None:
             continue
         article_flops = p["training_flops_per_param_per_token"] * n * train_batch * train_seq_len
-        mfu = article_flops / (est["step_time_s"] * p[peak_key])
-        if not 0 < mfu <= 1:
-            skipped.append(f"{name} training on {hw}: the calibration implies {mfu:.3g} of the article's peak "
-                           f"(outside (0, 1]); not priced")
-            continue
-        info = {"target": name, "mfu_article": p["mfu_training"], "mfu_calibrated": mfu, "regime": est["regime"],
-                "source": est["label"], "transferred": est["transferred"], "extrapolated": est["extrapolated"],
-                "effective_mfu_calibration_convention": est["effective_mfu"],
-                "heldout_median_rel_error": est["heldout_median_rel_error"]}
-        rows += _rows(base, reproduce_article({"mfu_training": mfu}), f"training.{short}.", "mfu_training", info)
+        info = _calibrated_mfu(est, article_flops, p[peak_key], name, p["mfu_training"],
+                               f"{name} training on {hw}", skipped)
+        if info is not None:
+            rows += _rows(base, reproduce_article({"mfu_training": info["mfu_calibrated"]}),
+                          f"training.{short}.", "mfu_training", info)
     if rows:
         tables.append({"key": "training", "rows": rows,
                        "title": f"Training cost on TPU v4: article (46.2% MFU) vs calibrated "

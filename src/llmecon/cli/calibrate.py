@@ -161,7 +161,7 @@ def calibrated_inference(*, model, hardware_id, price_id, usd_per_hour, mfu, con
     """`llmecon estimate inference --calibration FILE`: the step predicted at this batch and context."""
     from llmecon.calibrate.apply import calibrated_dtype, estimate_inference
     from llmecon.calibrate.schema import load_calibration
-    from llmecon.cli.estimate import _load_model, _print, _whole, resolve_energy
+    from llmecon.cli.estimate import _load_model, _print, _whole, add_energy, resolve_energy
     from llmecon.costmodel import estimate as est_mod
     from llmecon.units import si, usd
 
@@ -196,9 +196,7 @@ def calibrated_inference(*, model, hardware_id, price_id, usd_per_hour, mfu, con
         "extrapolated": est["extrapolated"], "heldout_median_rel_error": est["heldout_median_rel_error"],
         "calibration": str(calibration), "usd_per_accelerator_hour": price, "price": price_info, **result,
     }
-    if energy is not None:
-        payload.update({"kwh_per_1k_tokens": energy["kwh"], "usd_energy_per_1k_tokens": energy["usd_energy"],
-                        "energy": energy})
+    add_energy(payload, energy, "_per_1k_tokens")
     if as_json:
         echo_json(payload)
         return
@@ -226,7 +224,7 @@ def calibrated_training(*, model, hardware_id, price_id, usd_per_hour, mfu, conv
     """`llmecon estimate training --calibration FILE`: the training step predicted at this batch x seq_len."""
     from llmecon.calibrate.apply import calibrated_dtype, estimate_training
     from llmecon.calibrate.schema import load_calibration
-    from llmecon.cli.estimate import _load_model, _print, _whole, parse_count, resolve_energy
+    from llmecon.cli.estimate import _load_model, _print, _whole, parse_count, add_energy, resolve_energy
     from llmecon.costmodel.memory import training_memory_bytes
     from llmecon.errors import UserError, require_positive
     from llmecon.units import si, usd
@@ -267,8 +265,7 @@ def calibrated_training(*, model, hardware_id, price_id, usd_per_hour, mfu, conv
         "usd_per_accelerator_hour": price, "price": price_info, "num_accelerators": k, "state_bytes": state_bytes,
         **result,
     }
-    if energy is not None:
-        payload.update({"kwh": energy["kwh"], "usd_energy": energy["usd_energy"], "energy": energy})
+    add_energy(payload, energy)
     if as_json:
         echo_json(payload)
         return

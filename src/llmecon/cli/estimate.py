@@ -92,6 +92,12 @@ def resolve_utilization(mfu, *, phase: str, accelerator, dtype: str) -> tuple[fl
     return require_fraction("--mfu", mfu), "flat --mfu"
 
 
+def add_energy(payload: dict, energy: dict | None, suffix: str = "") -> None:
+    """Put the energy estimate (when asked for) into a JSON payload: kwh<suffix>, usd_energy<suffix>, energy."""
+    if energy is not None:
+        payload.update({f"kwh{suffix}": energy["kwh"], f"usd_energy{suffix}": energy["usd_energy"], "energy": energy})
+
+
 def resolve_energy(accelerator_hours: float, accelerator, usd_per_kwh, pue, tdp_w) -> dict[str, Any] | None:
     """kWh and $ of energy when --usd-per-kwh is given (TDP from the sheet unless --tdp-w)."""
     from llmecon.costmodel import estimate
@@ -248,9 +254,7 @@ def inference(model, hardware_id, price_id, usd_per_hour, mfu, dtype, convention
         "peak_flops_per_s": peak, "mfu": utilization, "mfu_source": utilization_source,
         "usd_per_accelerator_hour": price, "price": price_info, **result,
     }
-    if energy is not None:
-        payload.update({"kwh_per_1k_tokens": energy["kwh"], "usd_energy_per_1k_tokens": energy["usd_energy"],
-                        "energy": energy})
+    add_energy(payload, energy, "_per_1k_tokens")
     if as_json:
         echo_json(payload)
         return
@@ -342,8 +346,7 @@ def training(model, hardware_id, price_id, usd_per_hour, mfu, dtype, convention,
         "price": price_info, "num_accelerators": k, "state_bytes": state_bytes,
         "memory_bytes_per_accelerator": accelerator.memory_bytes, **result,
     }
-    if energy is not None:
-        payload.update({"kwh": energy["kwh"], "usd_energy": energy["usd_energy"], "energy": energy})
+    add_energy(payload, energy)
     if as_json:
         echo_json(payload)
         return
