@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from llmecon.costmodel.architecture import list_presets, load_model_shape
+from llmecon.costmodel.presets import list_presets, load_model_shape
 from llmecon.costmodel.estimate import inference_cost, inference_grid, price_per_accelerator_hour
 from llmecon.costmodel.flops import decode_step_flops
 from llmecon.costmodel.hardware import load_hardware

@@ -9,7 +9,9 @@
 #   llama-3-8b    train, 8 of 32 layers at full width (--layers 8, extrapolated x4), batch 1, 2, seq 2048
 #                 (the whole 8B in fp32-master AdamW needs ~128 GB of state alone)
 #
-# Runs from the repository root with no install (the GPU image has torch 2.11, transformers 5.17):
+# Runs from the repository root with no install (the GPU image has torch 2.11, transformers 5.17, but no
+# pydantic, which llmecon's record format needs): fetch its wheels here first with `bash benchmarks/gpu_wheels.sh`
+# (into the git-ignored .whl/), carry ".whl" to the GPU machine, then
 #   bash benchmarks/gpu_h200.sh
 # Writes under $OUT (default /tmp/llmecon-gpu-out): runs.tar.gz (every run folder), calibration.json,
 # summary.csv, log.txt; prints a short table last. Each step runs under `timeout` (SIGINT first: bench records
@@ -18,6 +20,11 @@
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=src PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+if ! python3 -c "import pydantic" 2>/dev/null; then  # the image lacks it: install the carried wheels aside
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    || { echo "pydantic is missing and no wheels were carried: run bash benchmarks/gpu_wheels.sh here first"; exit 2; }
+  export PYTHONPATH="src:/tmp/site"
+fi
 OUT="${OUT:-/tmp/llmecon-gpu-out}"
 RUNS="${RUNS:-/tmp/llmecon-gpu-runs}"
 mkdir -p "$OUT"
@@ -50,7 +57,7 @@ COMMON=(--dtype "$DTYPE" --device "$DEVICE" --out "$RUNS" --min-iters 10 --min-t
         --timeout 90)
 
 if python3 -c "import pytest" 2>/dev/null; then
-  step gpu-tests 70 python3 -m pytest tests/test_gpu.py -q -p no:cacheprovider
+  step gpu-tests 70 python3 -m pytest tests/measure/test_gpu.py -q -p no:cacheprovider
 else  # the GPU image lists no pytest and has no network: say so rather than fail the step
   echo "=== gpu-tests: skipped, pytest is not installed on this machine" | tee -a "$LOG"
 fi
@@ -63,26 +70,24 @@ step 8b-prefill-decode 115 python3 -m llmecon bench --model "$M8" --phase prefil
 step 8b-train-8-layers 70 python3 -m llmecon bench --model "$M8" --layers 8 --phase train \
   --batch-size 1,2 --seq-len "$SEQ" "${COMMON[@]}"
 
-tar czf "$OUT/runs.tar.gz" -C "$RUNS" . 2>>"$LOG"
+tar czf "$OUT/runs.tar.gz" -C "$RUNS/runs" . 2>>"$LOG"   # bench --out DIR writes DIR/runs/<run id>
 
 # the calibration built from these runs (CPU work, seconds): issue 5 commits it beside the records
 step calibrate 30 python3 -m llmecon calibrate "$RUNS" -o "$OUT/calibration.json"
 
 timeout 30 python3 - "$RUNS" "$OUT/summary.csv" <<'PY'
-import json, sys
-from pathlib import Path
-from llmecon.results import load_results
+import sys
+from llmecon.records.load import load_results
 
-runs, csv_path = Path(sys.argv[1]), sys.argv[2]
-for run in sorted(p for p in runs.iterdir() if (p / "run.json").is_file()):
-    meta = json.loads((run / "run.json").read_text())
-    for dtype, c in meta.get("ceilings", {}).items():
-        print(f"{run.name}: {meta['device'].get('name')} ({meta['device'].get('hardware_id')}) ceilings {dtype}: "
-              f"GEMM {c['gemm_flops_per_s'] / 1e12:.4g} TFLOP/s ({c['gemm_shape']}), copy {c['copy_bytes_per_s'] / 1e12:.3g} TB/s")
-frame, problems = load_results([runs])
-for p in problems:
+res = load_results(sys.argv[1])
+for run_id, run in sorted(res.runs.items()):
+    for dtype, c in run.ceilings.items():
+        print(f"{run_id}: {run.device.name} ({run.device.hardware_id}) ceilings {dtype}: GEMM "
+              f"{c.gemm_flops_per_s / 1e12:.4g} TFLOP/s ({c.gemm_shape}), copy {c.copy_bytes_per_s / 1e12:.3g} TB/s")
+for p in res.problems:
     print("problem:", p)
-frame.to_csv(csv_path, index=False)
+frame = res.frame
+frame.to_csv(sys.argv[2], index=False)
 cols = ["model", "phase", "batch_size", "seq_len", "status", "tokens_per_s", "step_time_s", "mfu_executed",
         "mfu_executed_vs_ceiling", "mfu_non_embedding", "bandwidth_util", "energy_j_per_token", "peak_memory_bytes"]
 f = frame.sort_values(["model", "phase", "batch_size"])[cols].copy()

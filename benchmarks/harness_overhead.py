@@ -1,7 +1,7 @@
 """Does the harness cost anything? bench's prefill tokens/s against a bare torch loop, same everything.
 
 Both sides use the same model object, the same input shape, dtype and thread count, in the same
-process. "bench" is `llmecon.bench.workloads.run_workload(..., "prefill")` (measure(): per-call
+process. "bench" is `llmecon.measure.workloads.run_workload(..., "prefill")` (measure(): per-call
 clock, sync hook, telemetry hooks, validity); "bare" is
 
     with torch.inference_mode():
@@ -24,6 +24,11 @@ import argparse
 import statistics
 import time
 
+from llmecon.measure.models import build_model
+from llmecon.measure.timing import measure
+from llmecon.measure.workloads import run_workload
+from llmecon.records.schema import Knobs
+
 
 def _bare(model, ids, n: int) -> float:
     import torch
@@ -38,9 +43,6 @@ def _bare(model, ids, n: int) -> float:
 
 def main() -> None:
     import torch
-
-    from llmecon.bench.models import build_model
-    from llmecon.bench.workloads import run_workload
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -58,9 +60,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, "
           f"batch {args.batch_size} x seq {args.seq_len}, {args.rounds} interleaved rounds")
     # the harness's fixed cost, free of host noise: measure() around a call that does nothing
-    from llmecon.bench.timing import measure
-
-    noop = measure(lambda: None, warmup_iters=100, min_iters=20_000, min_time_s=0.0, max_time_s=5.0, max_iters=20_000)
+    noop = measure(lambda: None, Knobs(warmup_iters=100, min_iters=20_000, min_time_s=0.0, max_time_s=5.0,
+                                       max_iters=20_000))
     fixed_s = noop.total_s / noop.n_samples
     print(f"measure() per-call cost around a no-op: {fixed_s * 1e6:.2f} us (loop, clock reads, hooks)")
     for name, spec in (("tiny", "tiny"), ("small-llama-20M", small)):
@@ -76,7 +77,7 @@ def main() -> None:
             bare = tokens / _bare(built.model, ids, n)
             out = run_workload(built, "prefill", batch_size=args.batch_size, seq_len=args.seq_len, new_tokens=0,
                                dtype="fp32", device="cpu",
-                               timing={"warmup_iters": 3, "min_iters": 10, "min_time_s": 1.0, "max_time_s": 10.0})
+                               knobs=Knobs(warmup_iters=3, min_iters=10, min_time_s=1.0, max_time_s=10.0))
             # bench's number is what the results loader reports: tokens / median step time
             bench = tokens / out["timing"]["median_s"]
             samples = out["timing"]["samples_s"]

@@ -1,8 +1,10 @@
-"""UserError: the one exception for problems a user can fix.
+"""UserError: the one exception for problems a user can fix, and the one set of validators.
 
-The CLI turns it into one line on stderr and exit status 2. Everything else is a bug and keeps its
+The CLI turns a UserError into one line on stderr and exit status 2. Everything else is a bug and keeps its
 traceback.
 """
+
+import math
 
 
 class UserError(Exception):
@@ -10,18 +12,17 @@ class UserError(Exception):
 
 
 def require_positive(name: str, value, *, allow_zero: bool = False) -> float:
-    """Return value as a float if it is a finite number > 0 (>= 0 with allow_zero), else UserError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise UserError(f"{name} must be a number, got {value!r}") from None
-    value = float(value)
-    if value != value or value in (float("inf"), float("-inf")):
+    """value as a float if it is a finite number > 0 (>= 0 with allow_zero), else UserError."""
+    if isinstance(value, bool):
+        raise UserError(f"{name} must be a number, got {value!r}")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(value):
         raise UserError(f"{name} must be finite, got {value}")
     if value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise UserError(f"{name} must be {bound}, got {value:g}")
+        raise UserError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value:g}")
     return value
 
 
@@ -34,12 +35,14 @@ def require_fraction(name: str, value) -> float:
 
 
 def require_count(name: str, value, *, allow_zero: bool = False) -> int:
-    """A whole number > 0 (>= 0 with allow_zero); a float with no fractional part is accepted."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise UserError(f"{name} must be a whole number, got {value!r}")
+    """A whole number > 0 (>= 0 with allow_zero). A float with no fractional part is accepted; 1.5 is
+    refused, never rounded."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{name} must be a whole number, got {value!r}")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise UserError(f"{name} must be a whole number, got {value:g}")
+        value = int(value)
     if value < 0 or (value == 0 and not allow_zero):
         raise UserError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
     return value

@@ -1,15 +1,13 @@
-"""The main job, `llmecon run`: bench this machine, calibrate, price, report — one call.
+"""The jobs that take several layers: the main job (`llmecon run`) and the report (`llmecon report`).
 
-    from llmecon.pipeline import run_main_job
-    job = run_main_job("llmecon-out")
-    job.report_path      # llmecon-out/report/index.html
+    job = run_main_job("llmecon-out")        # bench -> load once -> fit -> price -> render
+    job.report_path                           # llmecon-out/report/index.html
 
-Layout of the output folder (default `llmecon-out/`, which git ignores; `results/` is for runs worth
-keeping):
+Layout of the output folder (default `llmecon-out/`, which git ignores; `results/` is for runs worth keeping):
 
     <out>/runs/<run_id>/        the bench run (run.json + one record per configuration)
     <out>/calibration.json      the fitted step-time model (`llmecon calibrate` on that run)
-    <out>/costs.csv             $ per 1M tokens at measured efficiency (the printed cost table)
+    <out>/costs.csv             $ per 1M tokens at measured efficiency (the cost table, as in the report)
     <out>/report/index.html     the report: figures and tables, self-contained
 
 Each call adds a run under runs/ and rewrites calibration.json, costs.csv and report/ from it.
@@ -21,11 +19,60 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
+import pandas as pd
+
+from llmecon.measure.probe import device_kind, resolve_device
+from llmecon.measure.runner import run_bench
+from llmecon.measure.spec import BenchSpec, default_suite
+from llmecon.calibration.document import Calibration
+from llmecon.calibration.fit import calibrate_results, predicted_points
 from llmecon.errors import UserError
+from llmecon.estimate.article import calibrated_article
+from llmecon.estimate.costs import cost_table
+from llmecon.files import atomic_write_text
+from llmecon.records.load import Results, load_results
+from llmecon.render.html import ReportInputs, write_report
+from llmecon.vocab import DEFAULT_OUT, DEFAULT_PRICE_TERM, RUNS_FOLDER
 
-DEFAULT_OUT = "llmecon-out"
+
+def measured_models(frame: pd.DataFrame) -> list[str]:
+    """The benched models (as given to bench) with valid rows, in bench order; all of them if none is valid."""
+    valid = frame[frame["valid"].fillna(False).astype(bool)]
+    return [str(m) for m in dict.fromkeys((valid if len(valid) else frame)["model_spec"])]
+
+
+def report_inputs(results: Results, *, calibration: Calibration | None = None, calibration_source: str | None = None,
+                  calibration_error: str | None = None, term: str = DEFAULT_PRICE_TERM,
+                  title: str | None = None) -> ReportInputs:
+    """Everything the report shows, computed once: the cost table (also costs.csv), the calibrated article
+    and the calibration's predictions of the measured rows."""
+    inputs = ReportInputs(results=results, calibration=calibration, calibration_source=calibration_source,
+                          calibration_error=calibration_error, term=term, title=title)
+    if calibration is None:
+        return inputs
+    frame = results.require_rows()
+    inputs.costs, inputs.cost_notes = cost_table(calibration, measured_models(frame), term=term)
+    inputs.predicted, inputs.predicted_missing = predicted_points(frame, calibration)
+    try:
+        inputs.article = calibrated_article(calibration, transfer=True)
+    except UserError as exc:
+        inputs.article_error = str(exc)
+    return inputs
+
+
+def build_report(runs, out_dir="report", *, calibration=None, term: str = DEFAULT_PRICE_TERM,
+                 title: str | None = None) -> Path:
+    """Load the runs once, price and render them; write ``out_dir/index.html`` and return its path.
+    ``calibration``: a Calibration or the path of its file."""
+    results = load_results(runs)
+    results.require_rows()
+    source = None
+    if calibration is not None and not isinstance(calibration, Calibration):
+        source, calibration = str(calibration), Calibration.load(calibration)
+    return write_report(report_inputs(results, calibration=calibration, calibration_source=source, term=term,
+                                      title=title), out_dir)
 
 
 @dataclass
@@ -35,83 +82,61 @@ class MainJob:
     out_dir: Path
     device: str
     device_kind: str
-    spec: Any                                   # the BenchSpec that ran
+    spec: BenchSpec
     run_dir: Path
+    results: Results | None = None
     n_records: int = 0
     n_valid: int = 0
-    calibration: dict | None = None
+    calibration: Calibration | None = None
     calibration_path: Path | None = None
     calibration_error: str | None = None        # why there is no calibration (then no costs either)
-    costs: Any = None                           # pandas DataFrame (report.costs.run_cost_table) or None
+    costs: pd.DataFrame | None = None           # estimate.costs.cost_table, as written to costs.csv
     costs_path: Path | None = None
     cost_notes: list[str] = field(default_factory=list)
     report_path: Path | None = None
-    problems: list[str] = field(default_factory=list)
 
 
-def run_main_job(out_dir: str | os.PathLike = DEFAULT_OUT, *, device: str = "auto", spec=None, progress: bool = True,
-                 on_run_dir: Callable[[Path], None] | None = None, log: Callable[[str], None] | None = None) -> MainJob:
-    """Bench `default_suite(<device kind>)` (or `spec`), fit a calibration, price the measured model and a few
+def run_main_job(out_dir: str | os.PathLike = DEFAULT_OUT, *, device: str = "auto", spec: BenchSpec | None = None,
+                 term: str = DEFAULT_PRICE_TERM, progress: bool = True,
+                 on_run_dir: Callable[[Path], None] | None = None,
+                 log: Callable[[str], None] | None = None) -> MainJob:
+    """Bench `default_suite(<device kind>)` (or ``spec``), fit a calibration, price the measured model and a few
     presets at the measured efficiency, and write the report. Returns a MainJob with every path.
 
     When the records cannot be calibrated (too few valid rows, too noisy), the run and the report are still
-    written (without the cost sections) and `calibration_error` says why."""
-    from llmecon.bench.probe import device_kind, resolve_device
-    from llmecon.bench.runner import default_suite, run_bench
-    from llmecon.calibrate.fit import fit_calibration, run_metas
-    from llmecon.calibrate.schema import save_calibration
-    from llmecon.report.costs import run_cost_table
-    from llmecon.report.html import build_report
-    from llmecon.results import load_results
-
+    written (without the cost sections) and ``calibration_error`` says why."""
     say = log or (lambda _msg: None)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
     resolved = resolve_device(device)
     kind = device_kind(resolved)
-    if spec is None:
-        spec = dataclasses.replace(default_suite(kind), device=device)
-    runs_dir = out / "runs"
+    spec = spec or dataclasses.replace(default_suite(kind), device=device)
     say(f"benchmarking {', '.join(spec.models)} on {resolved} ({', '.join(spec.phases)}; batch "
-        f"{', '.join(map(str, spec.batch_sizes))}; length {', '.join(map(str, spec.seq_lens))}; {spec.dtype})")
-    run_dir = run_bench(spec, runs_dir, progress=progress, on_run_dir=on_run_dir)
+        f"{', '.join(map(str, spec.batch_sizes))}; length {', '.join(map(str, spec.seq_lens))}; "
+        f"{spec.resolved_dtype(kind)})")
+    run_dir = run_bench(spec, out / RUNS_FOLDER, progress=progress, on_run_dir=on_run_dir)
     job = MainJob(out_dir=out, device=resolved, device_kind=kind, spec=spec, run_dir=Path(run_dir))
-
-    frame, problems = load_results([run_dir])
-    job.problems = list(problems)
-    job.n_records = int(len(frame))
-    job.n_valid = int(frame["valid"].fillna(False).astype(bool).sum()) if len(frame) else 0
-    if job.n_records == 0:
-        raise UserError(f"the bench wrote no records to {run_dir}" + (f" ({'; '.join(problems)})" if problems else ""))
+    job.results = load_results([run_dir])
+    frame = job.results.require_rows()
+    job.n_records, job.n_valid = len(frame), int(frame["valid"].sum())
 
     say("calibrating")
     try:
-        calib = fit_calibration(frame, run_meta=run_metas([run_dir]), sources=[str(run_dir)])
+        job.calibration = calibrate_results(job.results)
     except UserError as exc:
         job.calibration_error = str(exc)
     else:
-        job.calibration = calib
-        job.calibration_path = save_calibration(calib, out / "calibration.json")
-        costs, notes = run_cost_table(calib, _measured_models(frame))
-        job.costs, job.cost_notes = costs, notes
-        if len(costs):
-            job.costs_path = out / "costs.csv"
-            tmp = job.costs_path.with_name(f".costs.csv.{os.getpid()}.tmp")
-            costs.to_csv(tmp, index=False)
-            os.replace(tmp, job.costs_path)
+        job.calibration_path = job.calibration.save(out / "calibration.json")
+    inputs = report_inputs(job.results, calibration=job.calibration,
+                           calibration_source=str(job.calibration_path) if job.calibration_path else None,
+                           calibration_error=job.calibration_error, term=term)
+    job.costs, job.cost_notes = inputs.costs, inputs.cost_notes
+    if job.costs is not None and len(job.costs):
+        job.costs_path = atomic_write_text(out / "costs.csv", job.costs.to_csv(index=False))
     for name, kept in (("calibration.json", job.calibration_path), ("costs.csv", job.costs_path)):
-        stale = out / name
-        if kept is None and stale.exists():   # never leave a previous run's numbers beside this run's report
-            stale.unlink()
-
+        if kept is None and (out / name).exists():   # never leave a previous run's numbers beside this run's report
+            (out / name).unlink()
     say("writing the report")
-    job.report_path = build_report([run_dir], out / "report", calibration=job.calibration_path,
-                                   calibration_error=job.calibration_error)
+    job.report_path = write_report(inputs, out / "report")
     return job
-
-
-def _measured_models(frame) -> list[str]:
-    """The benched models to price: those with valid rows, in bench order."""
-    valid = frame[frame["valid"].fillna(False).astype(bool)]
-    return [str(m) for m in dict.fromkeys((valid if len(valid) else frame)["model"])]

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import click
 
-from llmecon.cli._common import console, echo_json, table
+from llmecon.api import compare as compare_runs
+from llmecon.calibration.compare import DEFAULT_MAX_DROP
+from llmecon.cli._output import echo_json, show, table, warn
+from llmecon.units import pct, si
+
+
+def _configuration(r: dict, with_hardware: bool) -> str:
+    parts = [r["model"], r["phase"], r["dtype"], f"b{r['batch_size']}", f"s{r['seq_len']}"]
+    parts += [f"n{r['new_tokens']}"] if r["phase"] == "decode" and r["new_tokens"] is not None else []
+    text = " ".join(map(str, parts)) + (f" ({r['settings']})" if r.get("settings") else "")
+    return text + (f" on {r['hardware']}" if with_hardware else "")
 
 
 @click.command("compare")
 @click.argument("base", type=click.Path())
 @click.argument("new", type=click.Path())
-@click.option("--max-drop", default="5%", show_default=True,
+@click.option("--max-drop", default=f"{DEFAULT_MAX_DROP:.0%}", show_default=True,
               help="Fail only on drops larger than this (and larger than the runs' noise).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @click.pass_context
@@ -28,44 +38,26 @@ def compare(ctx, base, new, max_drop, as_json) -> None:
       llmecon bench --model tiny --out new/       # on the change
       llmecon compare base/ new/ --max-drop 5%
     """
-    from llmecon.calibrate.compare import compare_runs, parse_fraction
-    from llmecon.units import pct, si
-
-    result, problems = compare_runs(base, new, parse_fraction(max_drop))
-    for problem in problems:
-        click.echo(f"llmecon: warning: {problem}", err=True)
+    result = compare_runs(base, new, max_drop=max_drop)
+    for problem in result["problems"]:
+        warn(problem)
     if as_json:
         echo_json(result)
     else:
-        def signed(v):
-            return None if v is None else f"{v:+.1%}"
-
-        def config(r):
-            parts = [r["model"], r["phase"], r["dtype"], f"b{r['batch_size']}", f"s{r['seq_len']}"]
-            parts += [f"n{r['new_tokens']}"] if r["phase"] == "decode" and r["new_tokens"] is not None else []
-            return " ".join(map(str, parts)) + (f" ({r['settings']})" if r.get("settings") else "")
-
         hardware = sorted({str(r["hardware"]) for r in result["rows"]})
-        one_hw = len(hardware) == 1
-        rows = [[config(r) + ("" if one_hw else f" on {r['hardware']}"),
-                 si(r["base_tokens_per_s"], "tok/s"), si(r["new_tokens_per_s"], "tok/s"), signed(r["change"]),
-                 signed(r["mfu_change"]), None if r["noise_drop"] is None else f"±{pct(r['noise_drop'])}",
-                 r["verdict"]]
+        rows = [[_configuration(r, len(hardware) > 1), si(r["base_tokens_per_s"], "tok/s"),
+                 si(r["new_tokens_per_s"], "tok/s"), None if r["change"] is None else f"{r['change']:+.1%}",
+                 None if r["mfu_change"] is None else f"{r['mfu_change']:+.1%}",
+                 None if r["noise_drop"] is None else f"±{pct(r['noise_drop'])}", r["verdict"]]
                 for r in result["rows"]]
-        cols = ["configuration", "base", "new", "change", "MFU change", "noise", "verdict"]
-        caption = (f"{result['matched']} configuration(s) matched{' on ' + hardware[0] if one_hw else ''}; "
+        caption = (f"{result['matched']} configuration(s) matched{' on ' + hardware[0] if len(hardware) == 1 else ''}; "
                    f"regression = drop > {pct(result['max_drop'])} and > noise, the drop the two runs' spreads allow "
                    f"(s = IQR/median of step time: 1 - 1/((1+s_base)(1+s_new)), about s_base + s_new when small).")
-        import os
-
-        out = console()
-        if not out.is_terminal and "COLUMNS" not in os.environ:
-            out.width = max(out.width, 150)      # into a CI log: no cropped verdicts at rich's 80 columns
-        out.print(table(f"{new} against {base}", cols, rows, caption=caption))
-        verdict = (f"{result['regressions']} regression(s)" if result["regressions"] else "no regression")
-        click.echo(verdict)
+        show(table(f"{new} against {base}", ["configuration", "base", "new", "change", "MFU change", "noise",
+                                             "verdict"], rows, caption=caption))
+        click.echo(f"{result['regressions']} regression(s)" if result["regressions"] else "no regression")
     if result["regressions"]:
         ctx.exit(1)
 
 
-COMMANDS = [compare]
+COMMAND = compare

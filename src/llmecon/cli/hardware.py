@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import click
 
-from llmecon.cli._common import echo_json, print_wide_table, table
-from llmecon.errors import UserError
+from llmecon.cli._output import echo_json, show, table
+from llmecon.costmodel.hardware import select
+from llmecon.units import number
+from llmecon.vocab import DTYPES
 
 _SHEET_HELP = "Add a hardware sheet (CSV, same columns as the built-in one); repeatable. Also $LLMECON_HARDWARE."
-
-
-def _num(value: float | None, digits: int) -> str:
-    """'1,307.4', '989', '0.864': thousands separators, at most `digits` decimals, no trailing zeros."""
-    if value is None:
-        return "—"
-    text = f"{value:,.{digits}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 @click.command("hardware")
@@ -35,22 +29,8 @@ def hardware_command(hw_id, vendor, dtype, sheets, as_json):
       llmecon hardware --id a100-sxm4-40gb --json
       llmecon hardware --hardware-sheet my-gpus.csv
     """
-    from llmecon.costmodel.hardware import DTYPES, get_accelerator, load_hardware
-
-    accelerators = list(load_hardware(sheets).values())
-    if hw_id is not None:
-        accelerators = [get_accelerator(hw_id, sheets)]
-    if vendor is not None:
-        vendors = sorted({a.vendor for a in load_hardware(sheets).values()}, key=str.lower)
-        if vendor.lower() not in {v.lower() for v in vendors}:
-            raise UserError(f"unknown vendor {vendor!r}; known: {', '.join(vendors)}")
-        accelerators = [a for a in accelerators if a.vendor.lower() == vendor.lower()]
-    dtypes = DTYPES
-    if dtype is not None:
-        if dtype not in DTYPES:
-            raise UserError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
-        accelerators = [a for a in accelerators if a.peak(dtype) is not None]
-        dtypes = (dtype,)
+    accelerators = select(hw_id, vendor, dtype, sheets)
+    dtypes = (dtype,) if dtype else DTYPES
     if as_json:
         echo_json([a.to_dict() for a in accelerators])
         return
@@ -60,8 +40,8 @@ def hardware_command(hw_id, vendor, dtype, sheets, as_json):
     for a in accelerators:
         rows.append(
             [a.id, a.name + (" ⚠" if a.disputed else "")]
-            + [_num(a.peak(d) / 1e12, 1) if a.peak(d) else "—" for d in dtypes]
-            + [_num(a.memory_bytes / 1e9, 1), _num(a.memory_bytes_per_s / 1e12, 3), _num(a.tdp_w, 0)]
+            + [number(a.peak(d) / 1e12) if a.peak(d) else "—" for d in dtypes]
+            + [number(a.memory_bytes / 1e9), number(a.memory_bytes_per_s / 1e12), number(a.tdp_w)]
         )
     caption = "Dense peaks (no sparsity); int8 in TOP/s. Sources and dates: --json."
     if any(a.disputed for a in accelerators):
@@ -71,7 +51,7 @@ def hardware_command(hw_id, vendor, dtype, sheets, as_json):
     t = table("Accelerators", columns, rows, caption=caption)
     for column in t.columns[2:]:
         column.justify = "right"
-    print_wide_table(t, rows)
+    show(t, rows, free_text_column=1)
 
 
-COMMANDS = [hardware_command]
+COMMAND = hardware_command

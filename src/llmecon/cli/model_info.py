@@ -4,41 +4,14 @@ from __future__ import annotations
 
 import click
 
-from llmecon.cli._common import console, echo_json, table
+from llmecon.cli._output import console, echo_json, table
+from llmecon.costmodel.info import DEFAULT_DTYPE, DEFAULT_SEQ_LEN, list_models, model_info
 from llmecon.errors import UserError
-
-
-def _info(spec: str, seq_len: int, dtype: str) -> dict:
-    from llmecon.costmodel import flops, memory
-    from llmecon.costmodel.architecture import load_model_shape
-
-    if dtype not in memory.BYTES_PER_ELEMENT:
-        raise UserError(f"unknown dtype {dtype!r}; known: {', '.join(memory.BYTES_PER_ELEMENT)}")
-    shape = load_model_shape(spec)
-    out = shape.summary()
-    out.update({
-        "seq_len": seq_len,
-        "dtype": dtype,
-        "forward_flops": flops.all_conventions(flops.prefill_flops, shape, 1, seq_len),
-        "forward_flops_note": "one sequence of seq_len tokens, no cache, logits for the last position only",
-        "decode_step_flops": flops.all_conventions(flops.decode_step_flops, shape, 1, seq_len),
-        "decode_step_flops_note": "one new token attending seq_len positions (itself included), batch 1",
-        "train_step_flops": flops.all_conventions(flops.train_step_flops, shape, 1, seq_len),
-        "train_step_flops_note": "forward + backward over one sequence of seq_len tokens, loss on every position",
-        "bytes": {
-            "weights": {dt: memory.weight_bytes(shape, dt) for dt in memory.BYTES_PER_ELEMENT},
-            "kv_cache_per_token": memory.kv_cache_bytes_per_token(shape, dtype),
-            "kv_cache_at_seq_len": seq_len * memory.kv_cache_bytes_per_token(shape, dtype),
-            "decode_step": memory.decode_step_bytes(shape, dtype, 1, seq_len),
-            "training_memory": memory.training_memory_bytes(shape),
-        },
-    })
-    return out
+from llmecon.units import binary_bytes, si
+from llmecon.vocab import DTYPES
 
 
 def _print_info(info: dict) -> None:
-    from llmecon.units import binary_bytes, si
-
     con = console()
     moe = f", {info['num_experts']} experts, {info['num_experts_per_tok']} per token" if info["num_experts"] > 1 else ""
     shape_rows = [
@@ -54,8 +27,7 @@ def _print_info(info: dict) -> None:
         ("params active per token", f"{info['params_active']:,} ({si(info['params_active'])})"),
         ("training tokens", si(info["training_tokens"])),
     ]
-    con.print(table(f"{info['name']}", ["", "value"], shape_rows,
-                    caption=info["note"] or None))
+    con.print(table(f"{info['name']}", ["", "value"], shape_rows, caption=info["note"] or None))
     L = info["seq_len"]
     flop_rows = [(conv, si(info["forward_flops"][conv], "FLOP"), si(info["forward_flops"][conv] / L, "FLOP"),
                   si(info["decode_step_flops"][conv], "FLOP"), si(info["train_step_flops"][conv], "FLOP"))
@@ -81,34 +53,14 @@ def _print_info(info: dict) -> None:
     con.print(table("Bytes", ["", "bytes"], byte_rows))
 
 
-def _list(as_json: bool) -> None:
-    from llmecon.costmodel.architecture import list_presets, load_model_shape
-    from llmecon.units import si
-
-    rows = []
-    for name in list_presets():
-        s = load_model_shape(name)
-        rows.append({"name": name, "model_type": s.model_type, "params_total": s.params_total,
-                     "params_active": s.params_active, "training_tokens": s.training_tokens,
-                     "source": s.source, "note": s.note})
-    if as_json:
-        echo_json(rows)
-        return
-    console().print(table("Model presets (costmodel/data/models.csv)",
-                          ["name", "model_type", "params", "active", "training tokens"],
-                          [(r["name"], r["model_type"], si(r["params_total"]), si(r["params_active"]),
-                            si(r["training_tokens"])) for r in rows],
-                          caption="llmecon model-info NAME for details; a config.json or model folder works too"))
-
-
 @click.command("model-info")
 @click.argument("model", required=False)
-@click.option("--seq-len", type=int, default=2048, show_default=True, help="Tokens in the sequence.")
-@click.option("--dtype", default="bf16", show_default=True,
-              help="dtype for KV-cache and decode bytes (fp32, tf32, bf16, fp16, fp8, int8).")
+@click.option("--seq-len", type=int, default=DEFAULT_SEQ_LEN, show_default=True, help="Tokens in the sequence.")
+@click.option("--dtype", type=click.Choice(DTYPES), default=DEFAULT_DTYPE, show_default=True,
+              help="dtype of the KV cache and the decode bytes.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (raw FLOPs and bytes).")
 @click.option("--list", "list_", is_flag=True, help="List the presets.")
-def model_info(model: str | None, seq_len: int, dtype: str, as_json: bool, list_: bool) -> None:
+def model_info_command(model: str | None, seq_len: int, dtype: str, as_json: bool, list_: bool) -> None:
     """Parameters, FLOPs (four conventions side by side) and bytes of MODEL.
 
     MODEL is a preset name, a config.json, or a local model folder holding one.
@@ -120,17 +72,23 @@ def model_info(model: str | None, seq_len: int, dtype: str, as_json: bool, list_
       llmecon model-info ./my-model/config.json --dtype fp16 --json
     """
     if list_:
-        _list(as_json)
+        rows = list_models()
+        if as_json:
+            echo_json(rows)
+            return
+        console().print(table("Model presets (costmodel/data/models.csv)",
+                              ["name", "model_type", "params", "active", "training tokens"],
+                              [(r["name"], r["model_type"], si(r["params_total"]), si(r["params_active"]),
+                                si(r["training_tokens"])) for r in rows],
+                              caption="llmecon model-info NAME for details; a config.json or model folder works too"))
         return
     if model is None:
         raise UserError("model-info needs a MODEL (a preset, a config.json or a model folder); --list shows the presets")
-    if seq_len <= 0:
-        raise UserError(f"--seq-len must be > 0, got {seq_len}")
-    info = _info(model, seq_len, dtype)
+    info = model_info(model, seq_len, dtype)
     if as_json:
         echo_json(info)
     else:
         _print_info(info)
 
 
-COMMANDS = [model_info]
+COMMAND = model_info_command

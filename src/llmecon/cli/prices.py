@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import click
 
-from llmecon.cli._common import echo_json, print_wide_table, table
-from llmecon.errors import UserError
+from llmecon.cli._output import echo_json, show, table
+from llmecon.costmodel.prices import select
 from llmecon.units import usd
 
 
 @click.command("prices")
 @click.option("--accelerator", metavar="ID", help="Only offers for this accelerator id, e.g. h100-sxm.")
 @click.option("--provider", metavar="NAME", help="Only this provider, e.g. aws, gcp, lambda.")
-@click.option("--term", metavar="TERM", help="Only this term: on_demand, 1_year, 3_year, spot.")
+@click.option("--term", metavar="TERM", help="Only this term: on_demand, 1_year (1yr), 3_year (3yr), spot.")
 @click.option("--id", "price_id", metavar="ID", help="Show one price, e.g. aws-p4d.24xlarge-1yr-2023.")
 @click.option("--price-sheet", "price_sheets", multiple=True, metavar="PATH",
               help="Add a price sheet (CSV, same columns as the built-in one); repeatable. Also $LLMECON_PRICES.")
@@ -30,27 +30,7 @@ def prices_command(accelerator, provider, term, price_id, price_sheets, hardware
       llmecon prices --id aws-p4d.24xlarge-1yr-2023
       llmecon prices --price-sheet my-prices.csv --hardware-sheet my-gpus.csv
     """
-    from llmecon.costmodel.hardware import get_accelerator, load_hardware
-    from llmecon.costmodel.prices import TERMS, get_price, load_prices
-
-    prices = load_prices(price_sheets, hardware_paths=hardware_sheets)
-    if price_id is not None:
-        prices = [get_price(price_id, price_sheets, hardware_paths=hardware_sheets)]
-    if accelerator is not None:
-        get_accelerator(accelerator, hardware_sheets)
-        prices = [p for p in prices if p.accelerator_id == accelerator]
-    if provider is not None:
-        known = sorted({p.provider for p in load_prices(price_sheets, hardware_paths=hardware_sheets)})
-        if provider.lower() not in {k.lower() for k in known}:
-            raise UserError(f"unknown provider {provider!r}; known: {', '.join(known)}")
-        prices = [p for p in prices if p.provider.lower() == provider.lower()]
-    if term is not None:
-        normal = term.strip().lower().replace("-", "_")
-        if normal not in TERMS:
-            raise UserError(f"unknown term {term!r}; known: {', '.join(TERMS)}")
-        prices = [p for p in prices if p.term == normal]
-    order = {hw_id: i for i, hw_id in enumerate(load_hardware(hardware_sheets))}
-    prices = sorted(prices, key=lambda p: (order[p.accelerator_id], TERMS.index(p.term), p.usd_per_accelerator_hour))
+    prices = select(accelerator, provider, term, price_id, price_sheets, hardware_paths=hardware_sheets)
     if as_json:
         echo_json([p.to_dict() for p in prices])
         return
@@ -67,7 +47,7 @@ def prices_command(accelerator, provider, term, price_id, price_sheets, hardware
     t = table("Prices", columns, rows, caption=caption)
     for column in t.columns[-3:-1]:
         column.justify = "right"
-    print_wide_table(t, rows)
+    show(t, rows, free_text_column=1)
 
 
-COMMANDS = [prices_command]
+COMMAND = prices_command

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from llmecon.cli._common import console, echo_json, table
+from llmecon.cli._output import echo_json, frame_records, show, table, warn
 from llmecon.errors import UserError
+from llmecon.records.load import GATED, load_results
+from llmecon.records.store import list_runs
+from llmecon.units import binary_bytes, pct, si
+from llmecon.vocab import DEFAULT_OUT
 
-# the table's default columns (csv and json get every column unless --columns says otherwise)
-_TABLE_COLUMNS = ("model", "phase", "dtype", "batch_size", "seq_len", "new_tokens", "status", "tokens_per_s")
+# the table's default columns (csv and json get every column unless --columns says otherwise): the MFU and
+# bandwidth use that physics bounds (executed FLOPs, counted bytes), never a convention's that counts work
+# which did not run
+_TABLE_COLUMNS = ("model", "phase", "dtype", "batch_size", "seq_len", "new_tokens", "status", "tokens_per_s",
+                  *GATED, "reason", "warnings")
+_WHY = "reason / warnings"  # the table's last column: why a row is not valid, else what to be wary of
+_UNBOUNDED_NOTE = ("* above 100 %: this convention counts work that did not run (the article's 2N includes the "
+                   "embedding lookup, a gather, not a matmul); the executed convention is the bounded one")
 
 
 @click.group("results")
@@ -17,51 +29,50 @@ def results() -> None:
 
 
 @results.command("list")
-@click.argument("directory", required=False, default="results", type=click.Path(file_okay=False))
+@click.argument("directory", required=False, default=DEFAULT_OUT, type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 def list_cmd(directory: str, as_json: bool) -> None:
-    """One line per run in DIRECTORY (default: results/): id, date, device, models, rows ok/total.
+    """One line per run in DIRECTORY: id, date, device, models, rows ok/total.
+
+    DIRECTORY defaults to llmecon-out/, where `llmecon bench` and `llmecon run` write (their runs/
+    folder is searched too). An empty folder prints "no runs" and exits 0, as `results show` does.
 
     \b
-    Example:
-      llmecon results list results/
+    Examples:
+      llmecon results list
+      llmecon results list results/ --json
     """
-    from llmecon.results import list_runs
-
+    if _nothing_yet(directory):
+        return
     runs = list_runs(directory)
     for run in runs:
         for problem in run["problems"]:
-            click.echo(f"llmecon: warning: {problem}", err=True)
+            warn(problem)
     if as_json:
         echo_json([{k: v for k, v in r.items() if k != "problems"} for r in runs])
         return
     if not runs:
-        click.echo(f"no runs in {directory}")
+        click.echo(f"no runs in {directory}", err=True)
         return
-    rows = [
-        [r["run_id"], (r["created_utc"] or "")[:19].replace("T", " "), r["device"] or "unknown",
-         ", ".join(r["models"]) or "—", f"{r['ok']}/{r['total']}"]
-        for r in runs
-    ]  # fmt: skip
-    _wide_console().print(table(None, ["run", "created (UTC)", "device", "models", "ok/total"], rows))
+    rows = [[r["run_id"], (r["created_utc"] or "")[:19].replace("T", " "), r["device"] or "unknown",
+             ", ".join(r["models"]) or "—", f"{r['ok']}/{r['total']}"] for r in runs]
+    show(table(None, ["run", "created (UTC)", "device", "models", "ok/total"], rows))
 
 
-def _wide_console():
-    """The shared console; printing to a file or a pipe, tables keep their natural width."""
-    out = console()
-    if not out.is_terminal:
-        out.width = 100_000
-    return out
+def _nothing_yet(directory: str) -> bool:
+    """The default folder before anything was measured: said, not an error (a folder the user names must exist)."""
+    if directory != DEFAULT_OUT or Path(directory).exists():
+        return False
+    click.echo(f"no runs in {directory} yet: `llmecon run` or `llmecon bench` write them there", err=True)
+    return True
 
 
 def _cell(column: str, value):
     """A value as the table prints it: percentages for utilisations, SI for rates and times."""
-    from llmecon.units import binary_bytes, pct, si
-
     if value is None:
         return None
     if "mfu" in column or "util" in column:
-        return pct(value) if abs(value) >= 1e-3 else f"{100 * value:.2g}%"  # 0.0092%, not 0.0%
+        return pct(value) + ("*" if value > 1 and column not in GATED else "")
     if column.endswith("_s") and not column.endswith("per_s"):
         return si(value, "s")
     if column.endswith("per_s"):
@@ -69,57 +80,66 @@ def _cell(column: str, value):
         return si(value, unit)
     if column.endswith("_bytes"):
         return binary_bytes(value)
-    if hasattr(value, "item"):
-        value = value.item()
     if isinstance(value, float) and value.is_integer() and "flops" not in column:
         return int(value)
     return value
 
 
 @results.command("show")
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-@click.option("--columns", help="Comma-separated column names to print (default: a readable subset for "
-              "the table, every column for csv and json).")  # fmt: skip
+@click.option("--columns", help="Comma-separated column names to print (default: a readable subset for the table, "
+                                "every column for csv and json).")
 @click.option("--strict", is_flag=True, help="Fail on the first unreadable file instead of skipping it.")
 def show_cmd(paths: tuple[str, ...], fmt: str, columns: str | None, strict: bool) -> None:
     """The records under PATHS (run folders or folders of runs) as one tidy table.
 
-    Derived columns (tokens/s, MFU against the datasheet and the measured ceiling, bandwidth use)
-    are computed now from the raw samples and the current hardware sheet. Unreadable files are
-    reported on stderr and skipped.
+    PATHS default to llmecon-out/. Derived columns (tokens/s, MFU against the datasheet and the measured
+    ceiling, bandwidth use) are computed now from the raw samples and the current hardware sheet.
+    Unreadable files are reported on stderr and skipped. The table shows the MFU of the executed FLOPs
+    (bounded by 1); another convention's, asked for with --columns, is marked * where it exceeds 100 %.
 
     \b
     Examples:
-      llmecon results show results/
-      llmecon results show results/20260101T120000Z-1a2b3c4d --format csv > run.csv
+      llmecon results show
+      llmecon results show results/20261129T225350Z-f460904a --format csv > run.csv
       llmecon results show results/ --format json --columns phase,batch_size,tokens_per_s,mfu_executed
     """
-    from llmecon.results import load_results
-
-    frame, problems = load_results(list(paths), strict=strict)
-    for problem in problems:
-        click.echo(f"llmecon: warning: {problem}", err=True)
+    if not paths and _nothing_yet(DEFAULT_OUT):
+        if fmt == "json":
+            echo_json([])
+        return
+    res = load_results(list(paths) or [DEFAULT_OUT], strict=strict)
+    for problem in res.problems:
+        warn(problem)
+    frame = res.frame
     if columns:
         wanted = [c.strip() for c in columns.split(",") if c.strip()]
         unknown = [c for c in wanted if c not in frame.columns]
         if unknown:
             raise UserError(f"unknown column(s) {', '.join(unknown)}; known: {', '.join(frame.columns)}")
-    elif fmt == "table":
-        wanted = [*_TABLE_COLUMNS, *[c for c in frame.columns if "mfu" in c]]
     else:
-        wanted = list(frame.columns)
-    n_valid = int(frame["valid"].sum())
+        wanted = list(_TABLE_COLUMNS) if fmt == "table" else list(frame.columns)
     frame = frame[wanted]
     if fmt == "csv":
         click.echo(frame.to_csv(index=False), nl=False)
         return
-    plain = frame.astype(object).where(frame.notna(), None)  # pd.NA / NaN -> None
     if fmt == "json":
-        echo_json(plain.to_dict("records"))
-    else:
-        rows = [[_cell(c, v) for c, v in zip(wanted, r)] for r in plain.itertuples(index=False)]
-        _wide_console().print(table(None, wanted, rows, caption=f"{len(frame)} rows, {n_valid} valid"))
+        echo_json(frame_records(frame))
+        return
+    if not len(frame):
+        click.echo(f"no runs in {', '.join(paths) or DEFAULT_OUT}", err=True)
+        return
+    records = frame_records(frame)
+    if not columns:  # one column says why: the reason of an invalid row, else its warnings (as bench prints)
+        wanted = [c for c in wanted if c not in ("reason", "warnings")] + [_WHY]
+        for r in records:
+            reason, warnings = r.pop("reason"), r.pop("warnings")
+            r[_WHY] = reason or warnings
+    rows = [[_cell(c, r[c]) for c in wanted] for r in records]
+    marked = any(isinstance(v, str) and v.endswith("%*") for row in rows for v in row)
+    caption = f"{len(frame)} rows, {int(res.frame['valid'].sum())} valid" + (f"\n{_UNBOUNDED_NOTE}" if marked else "")
+    show(table(None, wanted, rows, caption=caption))
 
 
-COMMANDS = [results]
+COMMAND = results

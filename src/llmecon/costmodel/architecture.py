@@ -38,17 +38,11 @@ all vocabulary and positional embeddings"):
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import os
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
-from importlib import resources
-from pathlib import Path
 from typing import Any, Mapping
 
-from llmecon.errors import UserError
+from llmecon.errors import UserError, require_count
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "mixtral", "qwen2", "gemma", "phi3", "gpt2", "gpt_neox", "opt")
 _LLAMA_LIKE = ("llama", "mistral", "mixtral", "qwen2", "gemma", "phi3")
@@ -242,14 +236,23 @@ class ModelShape:
     def params_non_embedding_active(self) -> int:
         return self.params_non_embedding - self.params_inactive
 
-    def with_layers(self, num_hidden_layers: int) -> "ModelShape":
-        """The same model cut (or grown) to num_hidden_layers layers, hf_config included — for
-        benchmarks that build a few layers of a model too large to hold."""
-        if isinstance(num_hidden_layers, bool) or not isinstance(num_hidden_layers, int) or num_hidden_layers <= 0:
-            raise UserError(f"layers must be a positive integer, got {num_hidden_layers!r}")
-        key = "n_layer" if self.model_type == "gpt2" and "n_layer" in self.hf_config else "num_hidden_layers"
-        return replace(self, num_hidden_layers=num_hidden_layers,
-                       hf_config={**self.hf_config, key: num_hidden_layers})
+    def with_layers(self, layers: int) -> "ModelShape":
+        """The first ``layers`` decoder layers of this model at full width, hf_config included (every
+        per-layer list in it, such as ``layer_types``, cut too): what ``bench --layers K`` builds of a model
+        too large to hold. More layers than the model has is refused, never grown."""
+        layers = require_count("--layers", layers)
+        if layers > self.num_hidden_layers:
+            raise UserError(f"--layers {layers} is more than {self.name}'s {self.num_hidden_layers} layers")
+        if layers == self.num_hidden_layers:
+            return self
+        full = self.num_hidden_layers
+        cfg = dict(self.hf_config)
+        for key, value in list(cfg.items()):
+            if isinstance(value, list) and len(value) == full:
+                cfg[key] = value[:layers]
+        key = "n_layer" if self.model_type == "gpt2" and "n_layer" in cfg else "num_hidden_layers"
+        cfg[key] = layers
+        return replace(self, num_hidden_layers=layers, hf_config=cfg)
 
     def summary(self) -> dict[str, Any]:
         """Plain-dict view (for JSON output and records)."""
@@ -367,100 +370,3 @@ def shape_from_config(cfg: Mapping[str, Any], *, name: str, training_tokens: flo
     return ModelShape(name=name, model_type=model_type, hf_config=hf_config, vocab_size=vocab, hidden_size=d,
                       num_hidden_layers=L, num_attention_heads=H, training_tokens=training_tokens,
                       source=source, note=note, **kw)
-
-
-# ---- presets --------------------------------------------------------------------------------------
-
-_META_COLUMNS = ("name", "model_type", "training_tokens", "source", "note")
-
-
-def _parse_cell(text: str, where: str) -> Any:
-    text = text.strip()
-    if text.lower() == "null":
-        return None
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    if text.startswith("{"):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{where}: not a JSON object ({exc.msg})") from None
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
-@lru_cache(maxsize=1)
-def _presets() -> dict[str, dict[str, Any]]:
-    """Rows of data/models.csv: {name: {"config": {...}, "training_tokens", "source", "note"}}."""
-    text = resources.files("llmecon.costmodel").joinpath("data/models.csv").read_text(encoding="utf-8")
-    rows = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
-    presets: dict[str, dict[str, Any]] = {}
-    for i, row in enumerate(rows, start=2):
-        name = row["name"].strip()
-        where = f"models.csv row {i} ({name})"
-        cfg: dict[str, Any] = {"model_type": row["model_type"].strip()}
-        for key, value in row.items():
-            if key in _META_COLUMNS or value is None or not value.strip():
-                continue
-            cfg[key] = _parse_cell(value, f"{where}, field {key}")
-        tokens = row.get("training_tokens", "").strip()
-        presets[name] = {"config": cfg, "training_tokens": float(tokens) if tokens else None,
-                         "source": row.get("source", "").strip(), "note": row.get("note", "").strip()}
-    return presets
-
-
-def list_presets() -> list[str]:
-    """Names of the presets in data/models.csv, in file order."""
-    return list(_presets())
-
-
-def _read_config_file(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
-                        "a config.json is UTF-8 JSON") from None
-    try:
-        cfg = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if not isinstance(cfg, dict):
-        raise UserError(f"{path}: a config must be a JSON object, got {type(cfg).__name__}")
-    return cfg
-
-
-def load_model_shape(spec: str | os.PathLike | Mapping[str, Any]) -> ModelShape:
-    """A preset name, a path to a config.json, a local model folder holding config.json, or a dict.
-
-    Never runs remote code and never downloads: a hub id that is not a preset is an error.
-    """
-    if isinstance(spec, ModelShape):
-        return spec
-    if isinstance(spec, Mapping):
-        cfg = dict(spec)
-        name = str(cfg.get("_name_or_path") or cfg.get("name") or cfg.get("model_type") or "config")
-        return shape_from_config(cfg, name=name)
-    text = os.fspath(spec)
-    presets = _presets()
-    key = text.strip().lower()
-    if key in presets:
-        p = presets[key]
-        return shape_from_config(p["config"], name=key, training_tokens=p["training_tokens"],
-                                 source=p["source"], note=p["note"])
-    path = Path(text).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise UserError(f"{path}: folder has no config.json")
-        path = path / "config.json"
-    if path.is_file():
-        return shape_from_config(_read_config_file(path), name=str(path))
-    raise UserError(f"unknown model {text!r}: not a preset ({', '.join(presets)}) nor a config.json or "
-                    f"model folder")

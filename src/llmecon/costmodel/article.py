@@ -1,9 +1,9 @@
 """The article's scenarios and tables, rebuilt from its parameters with the cost model.
 
 The article: Sunyan, "The Economics of Large Language Models" (Jan 2023). Its formula and table images
-are lost; /work/shared/article/numbers.md rebuilds every one of them from the numbers the text states
+are lost; docs/article.md rebuilds every one of them from the numbers the text states
 (§3) and lists where the text rounds loosely (§5). This module recomputes each figure from the
-parameters in `data/article.csv` (numbers.md §2; each value tagged TEXT / INFERRED / EXTERNAL with its
+parameters in `data/article.csv` (docs/article.md §2; each value tagged TEXT / INFERRED / EXTERNAL with its
 source) through `costmodel.estimate`, and sets the article's printed figure beside the exact one.
 
 Each `Figure` says what it reproduces, the article's printed figure (or None where the article prints
@@ -16,204 +16,19 @@ tables at another utilization or price; the printed figures stay the article's.
 
 from __future__ import annotations
 
-import csv
-import math
-from dataclasses import asdict, dataclass, field
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 from llmecon.costmodel import estimate
-from llmecon.errors import UserError
-
-ARTICLE_CSV = Path(__file__).with_name("data") / "article.csv"
-SOURCE_TAGS = ("TEXT", "INFERRED", "EXTERNAL")
-_COLUMNS = ("key", "value", "unit", "source_tag", "source", "note")
-
-
-@dataclass(frozen=True)
-class ArticleParam:
-    """One input of the article (numbers.md §2): value in SI/USD, unit, provenance."""
-
-    key: str
-    value: float
-    unit: str
-    source_tag: str  # TEXT (stated in the article), INFERRED (worked back from its numbers), EXTERNAL
-    source: str
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One reproduced figure. `value` is raw (USD, FLOP, bytes, hours, fractions)."""
-
-    key: str            # stable id, e.g. "training.gpt3.usd"
-    label: str
-    value: float
-    unit: str           # USD, USD/query, USD/1k tokens, FLOP, B, h, s, fraction, x, nats, ...
-    printed: float | None       # the article's figure, same unit as value; None if the article prints none
-    printed_text: str | None    # as the article writes it: "$1.4M", "~15%"
-    agrees: bool | None         # value rounds to printed (or satisfies ">=" bounds); None without printed
-    exact_note: str
-    source_tag: str             # the weakest provenance of the figure and its inputs: TEXT (all stated
-                                # in the article), EXTERNAL (an input from a source it cites, not its text),
-                                # INFERRED (an inferred input, or a lost table rebuilt)
-    reproduces: str             # e.g. "§1.4 TLDR $1.4M"
-    inputs: tuple[str, ...] = ()  # parameter keys used
-
-
-@dataclass(frozen=True)
-class ArticleTable:
-    key: str
-    title: str
-    section: str        # numbers.md section(s) holding the derivation
-    note: str
-    rows: tuple[Figure, ...]
-
-
-@dataclass(frozen=True)
-class ArticleReproduction:
-    tables: tuple[ArticleTable, ...]
-    parameters: tuple[ArticleParam, ...]
-    overrides: Mapping[str, float] = field(default_factory=dict)
-
-    def figure(self, key: str) -> Figure:
-        for table in self.tables:
-            for row in table.rows:
-                if row.key == key:
-                    return row
-        raise KeyError(key)
-
-    def figures(self) -> list[Figure]:
-        return [row for table in self.tables for row in table.rows]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": "Sunyan, 'The Economics of Large Language Models' (Jan 2023); derivations: numbers.md",
-            "overrides": dict(self.overrides),
-            "tables": [{**{k: v for k, v in asdict(t).items() if k != "rows"},
-                        "rows": [{**asdict(r), "inputs": list(r.inputs)} for r in t.rows]} for t in self.tables],
-            "parameters": [asdict(p) for p in self.parameters],
-        }
-
-
-# ---------------------------------------------------------------------------------------------
-# Parameters
-# ---------------------------------------------------------------------------------------------
-
-def load_article_params(path: str | Path | None = None) -> dict[str, ArticleParam]:
-    """Read the article's parameters; UserError naming file, row and field on anything malformed."""
-    path = Path(path) if path is not None else ARTICLE_CSV
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read article parameters: {exc.strerror or exc}") from None
-    reader = csv.DictReader(text.splitlines())
-    if tuple(reader.fieldnames or ()) != _COLUMNS:
-        raise UserError(f"{path}: header must be {','.join(_COLUMNS)}, got {','.join(reader.fieldnames or ())}")
-    params: dict[str, ArticleParam] = {}
-    for line, row in enumerate(reader, start=2):
-        where = f"{path}:{line}"
-        key = (row["key"] or "").strip()
-        if not key:
-            raise UserError(f"{where}: field 'key' is empty")
-        if key in params:
-            raise UserError(f"{where}: key {key!r} appears twice")
-        try:
-            value = float(row["value"])
-        except (TypeError, ValueError):
-            raise UserError(f"{where}: field 'value' of {key!r} is not a number: {row['value']!r}") from None
-        if not math.isfinite(value):
-            raise UserError(f"{where}: field 'value' of {key!r} must be finite, got {row['value']!r}")
-        tag = (row["source_tag"] or "").strip()
-        if tag not in SOURCE_TAGS:
-            raise UserError(f"{where}: field 'source_tag' of {key!r} must be one of {', '.join(SOURCE_TAGS)}, "
-                            f"got {tag!r}")
-        if not (row["unit"] or "").strip() or not (row["source"] or "").strip():
-            raise UserError(f"{where}: fields 'unit' and 'source' of {key!r} must not be empty")
-        params[key] = ArticleParam(key, value, row["unit"].strip(), tag, row["source"].strip(),
-                                   (row["note"] or "").strip())
-    return params
-
-
-class _Values:
-    """Parameter values by key (a missing key is a UserError naming the file), and the Figure builder."""
-
-    def __init__(self, params: Mapping[str, ArticleParam], overrides: Mapping[str, float], path):
-        self._values = {k: p.value for k, p in params.items()}
-        self._tags = {k: p.source_tag for k, p in params.items()}
-        for key, value in overrides.items():
-            if key not in self._values:
-                raise UserError(f"unknown article parameter {key!r} in overrides; known: "
-                                f"{', '.join(sorted(self._values))}")
-            self._values[key] = float(value)
-        self._path = path
-
-    def __getitem__(self, key: str) -> float:
-        try:
-            return self._values[key]
-        except KeyError:
-            raise UserError(f"{self._path}: article parameter {key!r} is missing") from None
-
-    def figure(self, key, label, value, unit, *, tag="TEXT", inputs=(), **kw) -> Figure:
-        """A Figure whose source_tag is the weakest of `tag` and its inputs' tags (INFERRED < EXTERNAL < TEXT)."""
-        for name in inputs:
-            self[name]  # a missing parameter is a UserError, not a silent TEXT
-        tags = {tag, *(self._tags[name] for name in inputs)}
-        weakest = next(t for t in ("INFERRED", "EXTERNAL", "TEXT") if t in tags)
-        return _figure(key, label, value, unit, tag=weakest, inputs=inputs, **kw)
-
-
-# ---------------------------------------------------------------------------------------------
-# Formulas specific to the article (the generic ones live in costmodel.estimate)
-# ---------------------------------------------------------------------------------------------
-
-def api_cost_per_query(words, usd_per_1k_tokens, words_per_1k_tokens, cache_hit_rate, gross_margin):
-    """Cloud compute cost of a query priced from an API (numbers.md §3.1, general form):
-
-    cost/query = words/query x ($ per 1K tokens / words per 1K tokens) x (1 - cache hit) x (1 - gross margin)
-    """
-    return words * (usd_per_1k_tokens / words_per_1k_tokens) * (1 - cache_hit_rate) * (1 - gross_margin)
-
-
-def chinchilla_loss_terms(params, tokens, e, a, b, alpha, beta) -> dict[str, float]:
-    """Hoffmann et al. 2022 (approach 3) parametric loss: L(N, D) = E + A / N^alpha + B / D^beta (numbers.md §3.6)."""
-    param_term = a / params**alpha
-    data_term = b / tokens**beta
-    return {"param_term": param_term, "data_term": data_term, "loss": e + param_term + data_term}
-
-
-def round_significant(x: float, digits: int) -> float:
-    """x rounded to `digits` significant digits (the article rounds 2.118T searches to 2.1T)."""
-    if x == 0:
-        return 0.0
-    return round(x, digits - 1 - math.floor(math.log10(abs(x))))
-
-
-def _figure(key, label, value, unit, *, printed=None, text=None, at_least=False, note="", tag="TEXT",
-            reproduces="", inputs=()) -> Figure:
-    """Build a Figure; `printed` is the article's number as a decimal string ("0.010", "1.4e6").
-
-    agrees: |value - printed| <= half a unit of the printed figure's last digit; with at_least, value >= printed.
-    """
-    value = float(value)
-    printed_value = agrees = None
-    if printed is not None:
-        dec = Decimal(printed)
-        printed_value = float(dec)
-        if at_least:
-            agrees = value >= printed_value
-        else:
-            half_unit = 0.5 * 10.0 ** dec.as_tuple().exponent
-            agrees = abs(value - printed_value) <= half_unit * (1 + 1e-9)
-    return Figure(key, label, value, unit, printed_value, text, agrees, note, tag, reproduces, tuple(inputs))
-
+from llmecon.costmodel.article_params import (ARTICLE_CSV, SOURCE_TAGS, ArticleParam, ArticleReproduction,
+                                              ArticleTable, Figure, ParamValues, api_cost_per_query,
+                                              chinchilla_loss_terms, load_article_params, round_significant)
 
 # ---------------------------------------------------------------------------------------------
 # The tables
 # ---------------------------------------------------------------------------------------------
 
-def _search_cost(v: _Values) -> ArticleTable:
+def _search_cost(v: ParamValues) -> ArticleTable:
     base = ("openai_davinci_usd_per_1k_tokens", "words_per_1k_tokens", "cache_hit_rate", "openai_gross_margin")
 
     def cost(words):
@@ -225,7 +40,7 @@ def _search_cost(v: _Values) -> ArticleTable:
 
     chat_in = ("chatgpt_prompt_words", "chatgpt_response_words", "chatgpt_samples_per_query")
     two_in = ("two_stage_query_words", "two_stage_results", "two_stage_section_words", "two_stage_response_words")
-    # numbers.md §3.1 / §5.3: the 50-word query is billed ONCE per query; responses per sample / per result.
+    # docs/article.md §3.1 / §5.3: the 50-word query is billed ONCE per query; responses per sample / per result.
     chat_words = v["chatgpt_prompt_words"] + v["chatgpt_samples_per_query"] * v["chatgpt_response_words"]
     two_words = v["two_stage_query_words"] + v["two_stage_results"] * (
         v["two_stage_section_words"] + v["two_stage_response_words"])
@@ -235,7 +50,7 @@ def _search_cost(v: _Values) -> ArticleTable:
     tokens = lambda words: words / v["words_per_1k_tokens"] * 1e3  # noqa: E731
     rows = [
         v.figure("search.chatgpt.words", "ChatGPT Equivalent: billed words/query (50 + 5 x 400)", chat_words,
-                "words", tag="INFERRED", note="query billed once (numbers.md §5.3)",
+                "words", tag="INFERRED", note="query billed once (docs/article.md §5.3)",
                 reproduces="§1.3.1 figure 3", inputs=chat_in),
         v.figure("search.chatgpt.tokens", "ChatGPT Equivalent: billed tokens/query", tokens(chat_words), "tokens",
                 tag="INFERRED", reproduces="§1.3.1 figure 3", inputs=chat_in + ("words_per_1k_tokens",)),
@@ -245,10 +60,10 @@ def _search_cost(v: _Values) -> ArticleTable:
                 "USD/query", printed="0.010", text="$0.010", tag="TEXT", reproduces="§1.3.1 $0.010/query",
                 note="after 30% cache hits and 75% OpenAI gross margin", inputs=chat_in + base),
         v.figure("search.chatgpt.usd_prompt_per_sample", "ChatGPT Equivalent, prompt billed per sample (5 x 450 words)",
-                cost(chat_alt), "USD/query", tag="INFERRED", reproduces="numbers.md §5.3 (other reading)",
+                cost(chat_alt), "USD/query", tag="INFERRED", reproduces="docs/article.md §5.3 (other reading)",
                 note="borderline: rounds to $0.010 or $0.011; not the reading used", inputs=chat_in + base),
         v.figure("search.two_stage.words", "2-Stage Summarizer: billed words/query (50 + 10 x (1,000 + 400))",
-                two_words, "words", tag="INFERRED", note="query billed once (numbers.md §5.3)",
+                two_words, "words", tag="INFERRED", note="query billed once (docs/article.md §5.3)",
                 reproduces="§1.3.1 figure 4", inputs=two_in),
         v.figure("search.two_stage.tokens", "2-Stage Summarizer: billed tokens/query", tokens(two_words), "tokens",
                 tag="INFERRED", reproduces="§1.3.1 figure 4", inputs=two_in + ("words_per_1k_tokens",)),
@@ -258,17 +73,17 @@ def _search_cost(v: _Values) -> ArticleTable:
                 "USD/query", printed="0.066", text="$0.066", tag="TEXT", reproduces="§1.3.1 $0.066/query",
                 note="after 30% cache hits and 75% OpenAI gross margin", inputs=two_in + base),
         v.figure("search.two_stage.usd_query_per_result", "2-Stage, query billed per result (10 x 1,450 words)",
-                cost(two_alt), "USD/query", tag="INFERRED", reproduces="numbers.md §5.3 (other reading)",
+                cost(two_alt), "USD/query", tag="INFERRED", reproduces="docs/article.md §5.3 (other reading)",
                 note="would print $0.068, not the article's $0.066: not the reading used", inputs=two_in + base),
     ]
     return ArticleTable("search_cost", "LLM search cost per query, first-order approximation (API prices)",
-                        "numbers.md §3.1, §5.3",
+                        "docs/article.md §3.1, §5.3",
                         "cost/query = words x ($0.02 / 750 words) x (1 - 30% cache) x (1 - 75% margin); the "
                         "formula images are lost, the billing reading is the one that reproduces both figures",
                         tuple(rows))
 
 
-def _revenue(v: _Values) -> ArticleTable:
+def _revenue(v: ParamValues) -> ArticleTable:
     searches_2012 = v["google_searches_per_month_2012"] * 12
     searches = searches_2012 * v["internet_penetration_2020"] / v["internet_penetration_2012"]
     searches_rounded = round_significant(searches, int(v["searches_per_year_significant_digits"]))
@@ -292,10 +107,10 @@ def _revenue(v: _Values) -> ArticleTable:
                 reproduces="§1.3.1 ~2.1T searches/year", note="exact 2.118T", inputs=s_in),
         v.figure("revenue.usd_per_query", "Search revenue per query ($100B / 2.1T, searches rounded as printed)",
                 rev_q, "USD/query", printed="0.048", text="$0.048", tag="TEXT",
-                reproduces="§1.3.1 $0.048/query", note="the article divides by the rounded 2.1T (numbers.md §5.4)",
+                reproduces="§1.3.1 $0.048/query", note="the article divides by the rounded 2.1T (docs/article.md §5.4)",
                 inputs=s_in + ("search_revenue_usd", "searches_per_year_significant_digits")),
         v.figure("revenue.usd_per_query_unrounded", "Search revenue per query, unrounded searches ($100B / 2.118T)",
-                rev_q_exact, "USD/query", tag="TEXT", reproduces="numbers.md §5.4",
+                rev_q_exact, "USD/query", tag="TEXT", reproduces="docs/article.md §5.4",
                 note="exact; the article prints $0.048 from the rounded 2.1T", inputs=s_in + ("search_revenue_usd",)),
         v.figure("revenue.cost_over_revenue", "2-Stage cost / revenue per query", cost / rev_q, "x",
                 printed="1.4", text="1.4x", tag="TEXT", reproduces="§1.3.1 ~1.4x",
@@ -305,22 +120,22 @@ def _revenue(v: _Values) -> ArticleTable:
                 note="$0.066 / 8 = $0.00825 on the printed figure", inputs=c_in),
         v.figure("revenue.optimized_share", "Share of revenue per query after the optimizations", optimized / rev_q,
                 "fraction", printed="0.15", text="~15%", tag="TEXT", reproduces="§1.0 TLDR / §1.3.1 ~15%",
-                note=f"article rounds loosely (numbers.md §5.1): exact {100 * optimized / rev_q:.1f}%; "
+                note=f"article rounds loosely (docs/article.md §5.1): exact {100 * optimized / rev_q:.1f}%; "
                      "the Chinese translator reaches ~16.7% by rounding $0.00825 to $0.008",
                 inputs=c_in + r_in),
         v.figure("revenue.optimized_share_unrounded", "Same share, revenue from unrounded searches",
-                optimized / rev_q_exact, "fraction", tag="TEXT", reproduces="numbers.md §5.1",
-                note="numbers.md's 17.5% divides the printed $0.066/8 by $0.0472",
+                optimized / rev_q_exact, "fraction", tag="TEXT", reproduces="docs/article.md §5.1",
+                note="a 17.5% reading divides the printed $0.066/8 by $0.0472",
                 inputs=c_in + s_in + ("search_revenue_usd",)),
         v.figure("revenue.extra_cost_usd", "Extra cost at $100B of search revenue (share x revenue)",
                 optimized / rev_q * revenue, "USD/year", printed="10e9", text="$10B+", at_least=True, tag="TEXT",
                 reproduces="§1.0 TLDR $10B+", inputs=c_in + r_in),
     ]
     return ArticleTable("revenue", "Search revenue per query, and LLM search cost against it",
-                        "numbers.md §3.1, §5.1, §5.4", "searches/year = 100B x 12 x 60% / 34%", tuple(rows))
+                        "docs/article.md §3.1, §5.1, §5.4", "searches/year = 100B x 12 x 60% / 34%", tuple(rows))
 
 
-def _inference(v: _Values) -> ArticleTable:
+def _inference(v: ParamValues) -> ArticleTable:
     n = v["gpt3_params"]
     flops_per_token = v["inference_flops_per_param_per_token"] * n
     mfu = v["mfu_inference"]
@@ -353,20 +168,20 @@ def _inference(v: _Values) -> ArticleTable:
         v.figure("inference.tpu.usd_per_1k_tokens", "GPT-3 on GCP TPU v4, 1-yr commitment ($2.03/chip-h)",
                 tpu["1yr"]["usd_per_1k_tokens"], "USD/1k tokens", printed="0.0034", text="~$0.0034 (\"similar\")",
                 tag="INFERRED", reproduces="§1.3.2 figure 9 'similar results'",
-                note="the article's TPU price is never stated; $2.03 inferred (numbers.md §5.5)",
+                note="the article's TPU price is never stated; $2.03 inferred (docs/article.md §5.5)",
                 inputs=tpu_in + ("tpu_v4_usd_per_chip_hour",)),
         v.figure("inference.tpu.usd_per_1k_tokens_on_demand", "GPT-3 on GCP TPU v4, on-demand ($3.22/chip-h)",
-                tpu["on_demand"]["usd_per_1k_tokens"], "USD/1k tokens", tag="EXTERNAL", reproduces="numbers.md §3.3",
+                tpu["on_demand"]["usd_per_1k_tokens"], "USD/1k tokens", tag="EXTERNAL", reproduces="docs/article.md §3.3",
                 inputs=tpu_in + ("tpu_v4_usd_per_chip_hour_on_demand",)),
         v.figure("inference.tpu.usd_per_1k_tokens_3yr", "GPT-3 on GCP TPU v4, 3-yr commitment ($1.45/chip-h)",
-                tpu["3yr"]["usd_per_1k_tokens"], "USD/1k tokens", tag="EXTERNAL", reproduces="numbers.md §3.3",
+                tpu["3yr"]["usd_per_1k_tokens"], "USD/1k tokens", tag="EXTERNAL", reproduces="docs/article.md §3.3",
                 inputs=tpu_in + ("tpu_v4_usd_per_chip_hour_3yr",)),
     ]
-    return ArticleTable("inference", "GPT-3 inference cost per 1,000 tokens by cloud provider", "numbers.md §3.3",
+    return ArticleTable("inference", "GPT-3 inference cost per 1,000 tokens by cloud provider", "docs/article.md §3.3",
                         "$/1K tokens = 2N x 1,000 / (peak x 21.3% MFU) / 3,600 x $/accelerator-hour", tuple(rows))
 
 
-def _sanity(v: _Values) -> ArticleTable:
+def _sanity(v: ParamValues) -> ArticleTable:
     flops_per_token = v["inference_flops_per_param_per_token"] * v["gpt3_params"]
     aws = estimate.inference_cost(flops_per_token, v["a100_peak_flops_per_s"], v["mfu_inference"],
                                   estimate.price_per_accelerator_hour(v["aws_p4d_usd_per_hour"],
@@ -386,14 +201,14 @@ def _sanity(v: _Values) -> ArticleTable:
         v.figure("sanity.jasper_usd_per_1k_tokens", "Jasper $82 / 100K words, per 1K tokens (750 words)", jasper,
                 "USD/1k tokens", printed="1.09", text="$1.09", tag="TEXT", reproduces="§1.9 Jasper $1.09/1K tokens",
                 note="the article's $1.09 = $82/75K, i.e. 100K words taken as 75K tokens, inverting the ratio "
-                     "(numbers.md §5.2); the conclusion holds either way",
+                     "(docs/article.md §5.2); the conclusion holds either way",
                 inputs=("jasper_usd_per_100k_words", "words_per_1k_tokens")),
         v.figure("sanity.jasper_gross_margin", "Jasper gross margin on Davinci ($0.02/1K), one sample",
                 1 - v["openai_davinci_usd_per_1k_tokens"] / jasper, "fraction", printed="0.75", text="75%+",
                 at_least=True, tag="TEXT", reproduces="§1.0 TLDR / §1.9 75%+ gross margin",
                 inputs=("jasper_usd_per_100k_words", "words_per_1k_tokens", "openai_davinci_usd_per_1k_tokens")),
     ]
-    return ArticleTable("sanity", "Sanity checks against API prices", "numbers.md §3.2, §3.10, §5.2",
+    return ArticleTable("sanity", "Sanity checks against API prices", "docs/article.md §3.2, §3.10, §5.2",
                         "cost / price and 1 - cost / price", tuple(rows))
 
 
@@ -403,7 +218,7 @@ _TRAINING_PRINTED = {"gpt3": ("1.4e6", "$1.4M", "§1.0 TLDR / §1.4 $1.4M"),
                      "palm": ("11.2e6", "$11.2M", "§1.0 TLDR / §1.9 $11.2M")}
 
 
-def _training(v: _Values) -> ArticleTable:
+def _training(v: ParamValues) -> ArticleTable:
     rows = []
     peak, mfu = v["tpu_v4_peak_flops_per_s"], v["mfu_training"]
     price_keys = {"1yr": "tpu_v4_usd_per_chip_hour", "on_demand": "tpu_v4_usd_per_chip_hour_on_demand",
@@ -431,20 +246,20 @@ def _training(v: _Values) -> ArticleTable:
             rows.append(v.figure(f"training.{model}.implied_usd_per_chip_hour",
                                 f"{name}: TPU v4 price that gives exactly {text}",
                                 float(printed) / cost["accelerator_hours"], "USD/chip-hour", printed="2.03",
-                                text="$2.03 (inferred)", tag="INFERRED", reproduces="numbers.md §3.4, §5.5",
+                                text="$2.03 (inferred)", tag="INFERRED", reproduces="docs/article.md §3.4, §5.5",
                                 note="the check that points to the 1-yr commitment price", inputs=inputs))
             for term in ("on_demand", "3yr"):
                 other = estimate.training_cost(flops, peak, mfu, v[price_keys[term]])
                 rows.append(v.figure(f"training.{model}.usd_{term}",
                                     f"{name}: cost at TPU v4 {term.replace('_', '-')} (${v[price_keys[term]]:.2f})",
-                                    other["usd_total"], "USD", tag="EXTERNAL", reproduces="numbers.md §3.4",
+                                    other["usd_total"], "USD", tag="EXTERNAL", reproduces="docs/article.md §3.4",
                                     inputs=inputs + (price_keys[term],)))
-    return ArticleTable("training", "Training cost of LLMs on GCP TPU v4 chips (46.2% MFU)", "numbers.md §3.4",
+    return ArticleTable("training", "Training cost of LLMs on GCP TPU v4 chips (46.2% MFU)", "docs/article.md §3.4",
                         "cost = 6ND / (275 TFLOPS x 46.2%) / 3,600 x $/chip-hour; only GPT-3 and PaLM costs are "
                         "stated in the text, the other rows of the lost table are rebuilt", tuple(rows))
 
 
-def _memory(v: _Values) -> ArticleTable:
+def _memory(v: ParamValues) -> ArticleTable:
     per_param = v["training_bytes_per_param"]
     bert, gpt3 = v["bert_large_params"] * per_param, v["gpt3_params"] * per_param
     h100 = v["h100_memory_bytes"]
@@ -459,17 +274,17 @@ def _memory(v: _Values) -> ArticleTable:
                 text="3.5 TB", tag="TEXT", reproduces="§1.8 GPT-3 3.5 TB",
                 inputs=("gpt3_params", "training_bytes_per_param")),
         v.figure("memory.gpt3_h100_ratio", "GPT-3 training state / 80 GB", gpt3 / h100, "x", tag="TEXT",
-                reproduces="numbers.md §3.8", inputs=("gpt3_params", "training_bytes_per_param", "h100_memory_bytes")),
+                reproduces="docs/article.md §3.8", inputs=("gpt3_params", "training_bytes_per_param", "h100_memory_bytes")),
         v.figure("memory.gpt3_min_h100s", "Fewest 80 GB H100s that hold GPT-3's training state",
                 estimate.min_accelerators_for_state(gpt3, h100), "accelerators", printed="44", text="44 H100s",
                 tag="TEXT", reproduces="§1.8 at least 44 H100s", note="ceil(43.75); activations not counted",
                 inputs=("gpt3_params", "training_bytes_per_param", "h100_memory_bytes")),
     ]
-    return ArticleTable("memory", "Training memory at 20 bytes per parameter", "numbers.md §3.8",
+    return ArticleTable("memory", "Training memory at 20 bytes per parameter", "docs/article.md §3.8",
                         "state = 20 B x N; accelerators >= ceil(state / memory per accelerator)", tuple(rows))
 
 
-def _chinchilla(v: _Values) -> ArticleTable:
+def _chinchilla(v: ParamValues) -> ArticleTable:
     consts = dict(e=v["chinchilla_loss_e"], a=v["chinchilla_loss_a"], b=v["chinchilla_loss_b"],
                   alpha=v["chinchilla_loss_alpha"], beta=v["chinchilla_loss_beta"])
     c_in = ("chinchilla_loss_e", "chinchilla_loss_a", "chinchilla_loss_b", "chinchilla_loss_alpha",
@@ -504,12 +319,12 @@ def _chinchilla(v: _Values) -> ArticleTable:
                         tag="TEXT", reproduces="§1.6 60% fewer parameters",
                         inputs=("chinchilla_params", "gpt3_params")))
     return ArticleTable("chinchilla", "Chinchilla's parametric loss: L(N, D) = E + A/N^alpha + B/D^beta",
-                        "numbers.md §3.6",
+                        "docs/article.md §3.6",
                         "Hoffmann et al. 2022 approach-3 fit: E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28",
                         tuple(rows))
 
 
-def _utilization(v: _Values) -> ArticleTable:
+def _utilization(v: ParamValues) -> ArticleTable:
     history = (("gpt3", "GPT-3 175B on V100 (2020)", "0.213", "TEXT", "§1.8 21.3%"),
                ("gopher", "Gopher 280B on 4096 TPU v3", "0.325", "EXTERNAL", "§1.8 figure 28 (PaLM Table 3)"),
                ("mt_nlg", "MT-NLG 530B on 2240 A100 (Jan 2022)", "0.302", "TEXT", "§1.8 30.2%"),
@@ -523,11 +338,11 @@ def _utilization(v: _Values) -> ArticleTable:
     rows.append(v.figure("utilization.palm_over_gpt3", "PaLM MFU / GPT-3 MFU",
                         v["mfu_history_palm"] / v["mfu_history_gpt3"], "x", printed="2.2", text="2.2x", tag="TEXT",
                         reproduces="§1.8 2.2x GPT-3's MFU", inputs=("mfu_history_palm", "mfu_history_gpt3")))
-    return ArticleTable("utilization", "Model FLOPs utilization of select LLMs (training)", "numbers.md §3.8",
+    return ArticleTable("utilization", "Model FLOPs utilization of select LLMs (training)", "docs/article.md §3.8",
                         "MFU = model FLOP/s / dense peak FLOP/s (PaLM appendix B)", tuple(rows))
 
 
-def _summary(v: _Values) -> ArticleTable:
+def _summary(v: ParamValues) -> ArticleTable:
     params = v["chinchilla_params"] / v["gpt3_params"]
     cost_per_flop = v["gpt3_in_house_h100_usd"] / v["gpt3_in_house_v100_usd"]
     mfu = v["mfu_history_gpt3"] / v["mfu_history_palm"]
@@ -546,18 +361,18 @@ def _summary(v: _Values) -> ArticleTable:
         v.figure("summary.inference_reduction", "Inference: parameters x cost/FLOP (MFU stays 21.3%)",
                 1 - params * cost_per_flop, "fraction", printed="0.80", text=">80%", at_least=True, tag="INFERRED",
                 reproduces="§1.0 TLDR ~80% / §1.5 >80%", inputs=p_in + c_in,
-                note="combination inferred (numbers.md §3.9, §5.7)"),
+                note="combination inferred (docs/article.md §3.9, §5.7)"),
         v.figure("summary.training_reduction", "Training: cost/FLOP x utilization", 1 - cost_per_flop * mfu,
                 "fraction", printed="0.80", text=">80%", at_least=True, tag="INFERRED",
                 reproduces="§1.0 TLDR ~80% / §1.9 >80%", inputs=c_in + m_in,
-                note="combination inferred (numbers.md §3.9, §5.7)"),
+                note="combination inferred (docs/article.md §3.9, §5.7)"),
         v.figure("summary.params_x_mfu_reduction", "Parameters x utilization", 1 - params * mfu, "fraction",
-                tag="INFERRED", reproduces="numbers.md §3.9", inputs=p_in + m_in),
+                tag="INFERRED", reproduces="docs/article.md §3.9", inputs=p_in + m_in),
         v.figure("summary.all_three_reduction", "All three levers together", 1 - params * cost_per_flop * mfu,
-                "fraction", tag="INFERRED", reproduces="numbers.md §3.9", inputs=p_in + c_in + m_in),
+                "fraction", tag="INFERRED", reproduces="docs/article.md §3.9", inputs=p_in + c_in + m_in),
     ]
     return ArticleTable("summary", "Summary of cost reductions vs. GPT-3 in 2020 at performance parity (INFERRED)",
-                        "numbers.md §3.9, §5.7",
+                        "docs/article.md §3.9, §5.7",
                         "INFERRED: the table image is lost; each lever's factor is stated or derivable, how the "
                         "article combined them per column is not", tuple(rows))
 
@@ -566,7 +381,7 @@ def reproduce_article(overrides: Mapping[str, float] | None = None, *, path: str
                       ) -> ArticleReproduction:
     """Every table of the article, recomputed. `overrides` replaces parameter values by key."""
     params = load_article_params(path)
-    values = _Values(params, overrides or {}, path or ARTICLE_CSV)
+    values = ParamValues(params, overrides or {}, path or ARTICLE_CSV)
     tables = tuple(build(values) for build in (_search_cost, _revenue, _sanity, _inference, _training, _memory,
                                                 _chinchilla, _utilization, _summary))
     return ArticleReproduction(tables, tuple(params.values()), dict(overrides or {}))

@@ -1,6 +1,6 @@
 """What inference and training cost: FLOPs -> accelerator-seconds -> dollars, energy.
 
-The article's framework (numbers.md §3.5, the article's figure 12, "Inference & Training Cost of
+The article's framework (docs/article.md §3.5, the article's figure 12, "Inference & Training Cost of
 Densely Activated Decoder-Only Transformer LLMs"):
 
     accelerator-seconds = FLOPs / (dense peak FLOP/s x utilization)
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmecon.errors import UserError, require_fraction, require_positive
+from llmecon.errors import UserError, require_count, require_fraction, require_positive
 
 SECONDS_PER_HOUR = 3600.0
 HOURS_PER_DAY = 24.0
@@ -47,18 +47,35 @@ def effective_flops_per_s(peak_flops_per_s, mfu):
     return peak_flops_per_s * mfu
 
 
+def achieved_utilization(work_per_step, step_time_s, peak_per_s):
+    """The share of a peak a step reached: work / (time x peak). With FLOPs and a FLOP/s peak this is
+    MFU, model FLOPs utilization (PaLM, Chowdhery et al. 2022, appendix B); with bytes and a bandwidth it
+    is the bandwidth use of a memory-bound step (MBU). The inverse of `accelerator_seconds`."""
+    return work_per_step / (step_time_s * peak_per_s)
+
+
+def utilization_problem(value) -> str | None:
+    """Why a utilization cannot be physical (not a finite number in (0, 1]), or None. Every derived MFU or
+    bandwidth use is checked with this before it reaches a cost or a fit (docs/measuring.md)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return "not a number"
+    if not 0 < value <= 1:
+        return f"{value:.3g} is outside (0, 1]"
+    return None
+
+
 def accelerator_seconds(flops, peak_flops_per_s, mfu):
-    """Accelerator-seconds to execute `flops` model FLOPs (numbers.md §3.3: time = FLOPs / (peak x MFU))."""
+    """Accelerator-seconds to execute `flops` model FLOPs (docs/article.md §3.3: time = FLOPs / (peak x MFU))."""
     return flops / effective_flops_per_s(peak_flops_per_s, mfu)
 
 
 def usd_for_accelerator_seconds(seconds, usd_per_accelerator_hour):
-    """Dollars for accelerator-seconds at an hourly price (numbers.md §3.3: cost = time / 3,600 x $/hour)."""
+    """Dollars for accelerator-seconds at an hourly price (docs/article.md §3.3: cost = time / 3,600 x $/hour)."""
     return seconds / SECONDS_PER_HOUR * usd_per_accelerator_hour
 
 
 def price_per_accelerator_hour(instance_usd_per_hour, accelerators_per_instance):
-    """An instance's hourly price spread over its accelerators (numbers.md §3.3: p4d $19.22 / 8 A100s)."""
+    """An instance's hourly price spread over its accelerators (docs/article.md §3.3: p4d $19.22 / 8 A100s)."""
     return instance_usd_per_hour / accelerators_per_instance
 
 
@@ -70,14 +87,14 @@ def ceil_(x):
 def min_accelerators_for_state(state_bytes, memory_bytes_per_accelerator):
     """Fewest accelerators whose memory holds the training state: ceil(state / memory per accelerator).
 
-    Source: the article's §1.8 (numbers.md §3.8): GPT-3 needs 175e9 x 20 B = 3.5 TB, / 80 GB = 43.75
+    Source: the article's §1.8 (docs/article.md §3.8): GPT-3 needs 175e9 x 20 B = 3.5 TB, / 80 GB = 43.75
     -> at least 44 H100s. A lower bound: activations, fragmentation and framework buffers are ignored.
     """
     return ceil_(state_bytes / memory_bytes_per_accelerator)
 
 
 def _inference_columns(flops_per_token, peak_flops_per_s, mfu, usd_per_accelerator_hour) -> dict:
-    """numbers.md §3.3: cost per 1K tokens = (FLOPs per token x 1,000) / (peak x MFU) / 3,600 x $/hour."""
+    """docs/article.md §3.3: cost per 1K tokens = (FLOPs per token x 1,000) / (peak x MFU) / 3,600 x $/hour."""
     seconds_per_token = accelerator_seconds(flops_per_token, peak_flops_per_s, mfu)
     return {
         "effective_flops_per_s": effective_flops_per_s(peak_flops_per_s, mfu),
@@ -89,7 +106,7 @@ def _inference_columns(flops_per_token, peak_flops_per_s, mfu, usd_per_accelerat
 
 
 def _training_columns(flops_total, peak_flops_per_s, mfu, usd_per_accelerator_hour, num_accelerators) -> dict:
-    """numbers.md §3.4: cost = FLOPs / (peak x MFU) / 3,600 x $/accelerator-hour; days = hours / K / 24."""
+    """docs/article.md §3.4: cost = FLOPs / (peak x MFU) / 3,600 x $/accelerator-hour; days = hours / K / 24."""
     accelerator_hours = accelerator_seconds(flops_total, peak_flops_per_s, mfu) / SECONDS_PER_HOUR
     return {
         "accelerator_hours": accelerator_hours,
@@ -114,18 +131,11 @@ def _energy_columns(accelerator_hours, tdp_w, usd_per_kwh, pue) -> dict:
 # Scalar API: validate, then call the formulas above.
 # ---------------------------------------------------------------------------------------------
 
-def _require_count(name: str, value) -> int:
-    """A whole number >= 1 (number of accelerators)."""
+def require_pue(value, name: str = "pue") -> float:
+    """Power usage effectiveness: a finite number >= 1 (1.0 counts the accelerator alone)."""
     value = require_positive(name, value)
-    if value != int(value):
-        raise UserError(f"{name} must be a whole number, got {value:g}")
-    return int(value)
-
-
-def _require_pue(value) -> float:
-    value = require_positive("pue", value)
     if value < 1:
-        raise UserError(f"pue must be >= 1 (1.0 = accelerator power only), got {value:g}")
+        raise UserError(f"{name} must be >= 1 (1.0 = accelerator power only), got {value:g}")
     return value
 
 
@@ -156,7 +166,7 @@ def training_cost(flops_total, peak_flops_per_s, mfu, usd_per_accelerator_hour, 
         require_positive("peak_flops_per_s", peak_flops_per_s),
         require_fraction("mfu", mfu),
         require_positive("usd_per_accelerator_hour", usd_per_accelerator_hour),
-        _require_count("num_accelerators", num_accelerators),
+        require_count("num_accelerators", num_accelerators),
     )
     if (state_bytes is None) != (memory_bytes is None):
         raise UserError("state_bytes and memory_bytes go together: give both or neither")
@@ -176,7 +186,7 @@ def energy_cost(accelerator_hours, tdp_w, usd_per_kwh, pue) -> dict:
         require_positive("accelerator_hours", accelerator_hours),
         require_positive("tdp_w", tdp_w),
         require_positive("usd_per_kwh", usd_per_kwh, allow_zero=True),
-        _require_pue(pue),
+        require_pue(pue),
     )
 
 

@@ -55,8 +55,8 @@ from typing import Callable
 
 from llmecon.costmodel.architecture import ModelShape
 from llmecon.errors import UserError, require_count
+from llmecon.vocab import CONVENTIONS
 
-CONVENTIONS = ("article", "non_embedding", "causal", "executed")
 
 
 def _check_convention(convention: str) -> None:

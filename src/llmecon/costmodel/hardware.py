@@ -35,8 +35,8 @@ from typing import Iterable, Mapping
 from llmecon.costmodel import _sheet
 from llmecon.costmodel._sheet import where
 from llmecon.errors import UserError
+from llmecon.vocab import DTYPES
 
-DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 HARDWARE_SHEET = Path(__file__).parent / "data" / "hardware.csv"
 ENV_VAR = "LLMECON_HARDWARE"
 COLUMNS = ("accelerator_id", "field", "dtype", "value", "unit", "source", "retrieved_on", "note")
@@ -331,3 +331,22 @@ def match_device_name(reported: str, extra_paths: Iterable = ()) -> tuple[Accele
         return None, f"{reported!r} is not in the hardware sheet; add it with --hardware-sheet"
     acc_id, listed = hit
     return accelerators[acc_id], f"{reported!r} matched {acc_id} (sheet name {listed!r})"
+
+
+def select(hw_id: str | None = None, vendor: str | None = None, dtype: str | None = None,
+           extra_paths: Iterable = ()) -> list[Accelerator]:
+    """The accelerators `llmecon hardware` lists: one id, one vendor, or those with a dense peak for a dtype
+    (any combination); UserError for an unknown id, vendor or dtype."""
+    accelerators = list(load_hardware(extra_paths).values())
+    if hw_id is not None:
+        accelerators = [get_accelerator(hw_id, extra_paths)]
+    if vendor is not None:
+        vendors = sorted({a.vendor for a in load_hardware(extra_paths).values()}, key=str.lower)
+        if vendor.lower() not in {v.lower() for v in vendors}:
+            raise UserError(f"unknown vendor {vendor!r}; known: {', '.join(vendors)}")
+        accelerators = [a for a in accelerators if a.vendor.lower() == vendor.lower()]
+    if dtype is not None:
+        if dtype not in DTYPES:
+            raise UserError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
+        accelerators = [a for a in accelerators if a.peak(dtype) is not None]
+    return accelerators

@@ -28,8 +28,8 @@ from typing import Iterable
 from llmecon.costmodel import _sheet, hardware
 from llmecon.costmodel._sheet import where
 from llmecon.errors import UserError
+from llmecon.vocab import PRICE_TERM_ALIASES, PRICE_TERMS
 
-TERMS = ("on_demand", "1_year", "3_year", "spot")
 PRICE_SHEET = Path(__file__).parent / "data" / "prices.csv"
 ENV_VAR = "LLMECON_PRICES"
 COLUMNS = (
@@ -62,8 +62,8 @@ class Price:
                 raise UserError(f"price {self.id}: {name} must be a non-empty string")
         if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
             raise UserError(f"price {self.id}: count must be an integer >= 1, got {self.count!r}")
-        if self.term not in TERMS:
-            raise UserError(f"price {self.id}: unknown term {self.term!r}; known: {', '.join(TERMS)}")
+        if self.term not in PRICE_TERMS:
+            raise UserError(f"price {self.id}: unknown term {self.term!r}; known: {', '.join(PRICE_TERMS)}")
         u = self.usd_per_hour
         if isinstance(u, bool) or not isinstance(u, (int, float)) or not math.isfinite(u) or u <= 0:
             raise UserError(f"price {self.id}: usd_per_hour must be a finite number > 0, got {u!r}")
@@ -99,8 +99,8 @@ def _parse_row(path: Path, line: int, row: dict[str, str], known: dict) -> Price
     if count < 1:
         raise UserError(f"{where(path, line, 'accelerator_count')}: must be >= 1, got {count}")
     term = _sheet.required(path, line, row, "term")
-    if term not in TERMS:
-        raise UserError(f"{where(path, line, 'term')}: unknown term {term!r}; known: {', '.join(TERMS)}")
+    if term not in PRICE_TERMS:
+        raise UserError(f"{where(path, line, 'term')}: unknown term {term!r}; known: {', '.join(PRICE_TERMS)}")
     usd = _sheet.positive_number(path, line, "usd_per_hour", _sheet.required(path, line, row, "usd_per_hour"))
     date = _sheet.date(path, line, "date", _sheet.required(path, line, row, "date"))
     source = _sheet.required(path, line, row, "source")
@@ -133,6 +133,16 @@ def _keys(extra_paths, hardware_paths) -> tuple[tuple, tuple]:
     return _sheet.cache_key(pr), _sheet.cache_key(hw)
 
 
+def parse_term(text: str) -> str:
+    """A price term as typed ('on-demand', '1yr', '3_year', 'spot') -> the sheet's spelling; UserError
+    naming the known terms otherwise."""
+    key = str(text).strip().lower()
+    term = PRICE_TERM_ALIASES.get(key, key.replace("-", "_"))
+    if term not in PRICE_TERMS:
+        raise UserError(f"unknown --term {text!r}; known: {', '.join(PRICE_TERMS)} (or 1yr, 3yr)")
+    return term
+
+
 def load_prices(extra_paths: Iterable = (), *, hardware_paths: Iterable = ()) -> list[Price]:
     """Every price: the built-in sheet, then $LLMECON_PRICES, then extra_paths, in sheet order.
 
@@ -150,3 +160,23 @@ def get_price(price_id: str, extra_paths: Iterable = (), *, hardware_paths: Iter
     close = difflib.get_close_matches(str(price_id), [p.id for p in prices], n=5, cutoff=0.5)
     hint = f"; did you mean: {', '.join(close)}" if close else ""
     raise UserError(f"unknown price {price_id!r}{hint} (list them with `llmecon prices`)")
+
+
+def select(accelerator: str | None = None, provider: str | None = None, term: str | None = None,
+           price_id: str | None = None, extra_paths: Iterable = (), *, hardware_paths: Iterable = ()) -> list[Price]:
+    """The offers `llmecon prices` lists, by accelerator (in sheet order), term, then price per
+    accelerator-hour; UserError for an unknown accelerator, provider, term or id."""
+    every = load_prices(extra_paths, hardware_paths=hardware_paths)
+    prices = [get_price(price_id, extra_paths, hardware_paths=hardware_paths)] if price_id is not None else every
+    if accelerator is not None:
+        hardware.get_accelerator(accelerator, hardware_paths)
+        prices = [p for p in prices if p.accelerator_id == accelerator]
+    if provider is not None:
+        known = sorted({p.provider for p in every})
+        if provider.lower() not in {k.lower() for k in known}:
+            raise UserError(f"unknown provider {provider!r}; known: {', '.join(known)}")
+        prices = [p for p in prices if p.provider.lower() == provider.lower()]
+    if term is not None:
+        prices = [p for p in prices if p.term == parse_term(term)]
+    order = {hw_id: i for i, hw_id in enumerate(hardware.load_hardware(hardware_paths))}
+    return sorted(prices, key=lambda p: (order[p.accelerator_id], PRICE_TERMS.index(p.term), p.usd_per_accelerator_hour))

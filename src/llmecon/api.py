@@ -1,0 +1,118 @@
+"""The Python API: what the CLI does, as functions that return what the CLI prints.
+
+``import llmecon`` is lazy (it imports none of torch, pandas or matplotlib); each name below is imported
+the first time it is used. The functions defined here compose the library for the commands that bench,
+fit or write files; the others are the library's own functions, re-exported by ``llmecon/__init__.py``:
+
+    llmecon.model_info            costmodel.info          llmecon.estimate_inference  estimate.inference
+    llmecon.estimate_training     estimate.training       llmecon.article             estimate.article
+    llmecon.load_results          records.load            llmecon.list_runs           records.store
+    llmecon.Calibration           calibration.document    llmecon.UserError           errors
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from llmecon.measure.probe import device_kind, resolve_device
+from llmecon.measure.runner import run_bench
+from llmecon.measure.spec import DEFAULT_TIMEOUT_S, BenchSpec, default_suite
+from llmecon.calibration.document import Calibration
+from llmecon.calibration.compare import DEFAULT_MAX_DROP, compare_runs
+from llmecon.calibration.fit import DEFAULT_MAX_HELDOUT_ERROR, calibrate_results
+from llmecon.errors import UserError
+from llmecon.pipeline import MainJob, build_report, run_main_job
+from llmecon.records.load import Results, load_results
+from llmecon.units import parse_fraction, parse_whole_list
+from llmecon.vocab import CALIBRATION_CONVENTION, DEFAULT_OUT, DEFAULT_PRICE_TERM, PHASES, RUNS_FOLDER
+
+
+def bench(models=None, *, phases=PHASES, batch_sizes=(1,), seq_lens=(128,), dtype: str | None = None,
+          device: str = "auto", out=DEFAULT_OUT, resume=None, new_tokens: int = 16, layers: int | None = None,
+          attn: str = "sdpa", weights: str = "random", compile: bool = False, static_cache: bool = False,
+          activation_checkpointing: bool = False, min_iters: int | None = None, min_time_s: float | None = None,
+          max_time_s: float | None = None, warmup_iters: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+          threads: int | None = None, isolate: bool = True, name: str | None = None, progress: bool = False,
+          on_run_dir=None) -> Results:
+    """Benchmark models on this machine (`llmecon bench`): one run folder under ``out/runs/``, loaded.
+
+    ``models`` None runs the default suite for the device (then only ``dtype``, ``device``, ``threads``,
+    ``isolate`` and ``out`` apply); ``resume`` (a run folder) finishes an interrupted run with its own
+    configuration. Timing knobs left None take the device kind's defaults. Returns the run's `Results`
+    (``.frame``, ``.problems``, ``.paths[0]`` is the run folder).
+
+    >>> res = llmecon.bench("tiny", phases="prefill", batch_sizes=(1, 4), device="cpu")   # doctest: +SKIP
+    >>> res.frame[["phase", "batch_size", "tokens_per_s"]]                                # doctest: +SKIP
+    """
+    if resume is not None:
+        spec = None
+    elif models is None:
+        kind = device_kind(resolve_device(device))
+        spec = dataclasses.replace(default_suite(kind), device=device, isolate=isolate, threads=threads,
+                                   **({"dtype": dtype} if dtype else {}))
+    else:
+        names = (models,) if isinstance(models, str) else tuple(models)
+        spec = BenchSpec(
+            models=tuple(m.strip() for arg in names for m in arg.split(",") if m.strip()),
+            phases=tuple(p.strip() for p in (phases.split(",") if isinstance(phases, str) else phases) if p.strip()),
+            batch_sizes=parse_whole_list("--batch-size", batch_sizes), seq_lens=parse_whole_list("--seq-len", seq_lens),
+            dtype=dtype, device=device, new_tokens=new_tokens, attn_implementation=attn, layers=layers,
+            compile=compile, static_cache=static_cache, activation_checkpointing=activation_checkpointing,
+            min_iters=min_iters, min_time_s=min_time_s, max_time_s=max_time_s, warmup_iters=warmup_iters,
+            timeout_s=timeout_s, isolate=isolate, weights=weights, threads=threads, name=name)
+    run_dir = run_bench(spec, Path(out) / RUNS_FOLDER, resume=Path(resume) if resume else None, progress=progress,
+                        on_run_dir=on_run_dir)
+    return load_results([run_dir])
+
+
+def calibrate(runs, output: str | os.PathLike | None = None, *, convention: str = CALIBRATION_CONVENTION,
+              max_heldout_error=DEFAULT_MAX_HELDOUT_ERROR, force: bool = False) -> Calibration:
+    """Fit the step-time model per (hardware, dtype, phase) to measured runs (`llmecon calibrate`), and save it
+    to ``output`` when given. ``max_heldout_error`` as a fraction or a percentage ('50%').
+
+    >>> calib = llmecon.calibrate("results/", "calibration.json")      # doctest: +SKIP
+    >>> print(calib.describe())                                        # doctest: +SKIP
+    """
+    threshold = parse_fraction("--max-heldout-error", max_heldout_error)
+    if not threshold > 0:
+        raise UserError(f"--max-heldout-error must be > 0, got {max_heldout_error!r}")
+    calib = calibrate_results(load_results(runs), convention=convention, max_heldout_error=threshold, force=force)
+    if output is not None:
+        calib.save(output)
+    return calib
+
+
+def compare(base, new, *, max_drop=DEFAULT_MAX_DROP) -> dict:
+    """Did throughput or MFU drop from BASE to NEW (`llmecon compare`)? ``max_drop`` as a fraction or '5%'.
+    Returns {rows, regressions, matched, max_drop, problems}.
+
+    >>> result = llmecon.compare("base/", "new/", max_drop="5%")       # doctest: +SKIP
+    >>> result["regressions"]                                          # doctest: +SKIP
+    0
+    """
+    result, problems = compare_runs(base, new, parse_fraction("--max-drop", max_drop))
+    return {**result, "problems": problems}
+
+
+def report(runs, out_dir="report", *, calibration=None, term: str = DEFAULT_PRICE_TERM,
+           title: str | None = None) -> Path:
+    """Write one self-contained HTML page of figures and tables about the runs (`llmecon report`); returns
+    the path of its index.html.
+
+    >>> llmecon.report("results/", "report/", calibration="calibration.json")   # doctest: +SKIP
+    PosixPath('report/index.html')
+    """
+    return build_report(runs, out_dir, calibration=calibration, term=term, title=title)
+
+
+def run(out_dir=DEFAULT_OUT, *, device: str = "auto", term: str = DEFAULT_PRICE_TERM, progress: bool = False,
+        on_run_dir=None, log=None) -> MainJob:
+    """The main job (`llmecon run`): bench this machine's default suite, calibrate, price, write the report.
+
+    >>> job = llmecon.run(device="cpu")                                # doctest: +SKIP
+    >>> job.report_path                                                # doctest: +SKIP
+    PosixPath('llmecon-out/report/index.html')
+    """
+    return run_main_job(out_dir, device=device, term=term, progress=progress, on_run_dir=on_run_dir, log=log)

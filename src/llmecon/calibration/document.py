@@ -1,0 +1,218 @@
+"""The calibration: a typed document that is fitted (fit.py), saved, loaded and applied (apply.py).
+
+One ``Fit`` per (hardware, dtype, phase): the step-time model's parameters (model.py), the reference peaks
+they are relative to and where those came from, the held-out error, the measured range, and the runs it
+came from; ``Refused`` lists the groups that could not be fitted and why. ``provenance`` records the runs,
+devices and software versions. The JSON file is this model dumped; ``Calibration.load`` refuses anything
+else in one line naming the field.
+
+Schema 2 (llmecon 0.2): as schema 1, with ``refused`` entries holding only what a refusal needs.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
+
+from llmecon._version import __version__
+from llmecon.calibration.model import StepModel
+from llmecon.errors import UserError
+from llmecon.files import atomic_write_text, dumps, read_json
+from llmecon.formats import Strict, parse
+
+SCHEMA_VERSION = 2
+KIND = "llmecon-calibration"
+MODEL_TEXT = ("step_time_s = F/(P*eta_compute) + B/(W*eta_memory) + t0_s; relative-error non-negative least "
+              "squares; held-out error leave-one-shape-out")
+PeakSource = Literal["datasheet", "measured_ceiling"]
+Efficiency = Annotated[float, Field(gt=0, le=1)]
+FloatSpan = Annotated[list[NonNegativeFloat], Field(min_length=2, max_length=2)]
+IntSpan = Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]
+
+
+class HeldOut(Strict):
+    method: str
+    median_rel_error: NonNegativeFloat
+    max_rel_error: NonNegativeFloat
+    n_folds: PositiveInt
+
+
+class FitRange(Strict):
+    """The measured range: a workload outside it is an extrapolation."""
+
+    flops_per_step: FloatSpan
+    bytes_per_step: FloatSpan | None = None
+    batch_size: IntSpan | None = None
+    seq_len: IntSpan | None = None
+
+
+class Fit(Strict):
+    hardware: str                     # the hardware-sheet id, else the name the device reported
+    hardware_id: str | None
+    device_names: list[str]
+    dtype: str
+    phase: Literal["prefill", "decode", "train"]
+    run_ids: list[str]
+    n_rows: PositiveInt
+    n_shapes: PositiveInt
+    terms: list[Literal["compute", "memory", "overhead"]]
+    eta_compute: Efficiency | None = None
+    eta_memory: Efficiency | None = None
+    t0_s: NonNegativeFloat
+    peak_flops_per_s: PositiveFloat
+    peak_flops_source: PeakSource
+    peak_bytes_per_s: PositiveFloat | None = None
+    peak_bytes_source: PeakSource | None = None
+    regime_boundaries: dict[str, float | None] = Field(default_factory=dict)
+    heldout: HeldOut
+    fit_rel_error: dict[str, NonNegativeFloat] = Field(default_factory=dict)
+    range: FitRange
+    models: list[str]
+    forced: bool = False
+    warnings: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _terms(self):
+        if self.eta_compute is None and self.eta_memory is None:
+            raise ValueError("eta_compute and eta_memory are both null")
+        if self.eta_memory is not None and self.peak_bytes_per_s is None:
+            raise ValueError("a memory term needs peak_bytes_per_s")
+        return self
+
+    @property
+    def key(self) -> str:
+        return f"{self.hardware} {self.dtype} {self.phase}"
+
+    def step_model(self) -> StepModel:
+        return StepModel(self.eta_compute, self.eta_memory, self.t0_s, self.peak_flops_per_s,
+                         self.peak_bytes_per_s)
+
+    def matches(self, hardware: str) -> bool:
+        return hardware in (self.hardware, self.hardware_id)
+
+
+class Refused(Strict):
+    hardware: str
+    hardware_id: str | None = None
+    dtype: str
+    phase: Literal["prefill", "decode", "train"]
+    n_rows: PositiveInt
+    n_shapes: PositiveInt
+    refused: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.hardware} {self.dtype} {self.phase}"
+
+
+class Provenance(Strict):
+    sources: list[str]
+    run_ids: list[str]
+    device_names: list[str]
+    environments: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    problems: list[str] = Field(default_factory=list)   # files under the sources that could not be read
+
+
+class Calibration(Strict):
+    """A fitted step-time model per (hardware, dtype, phase). ``Calibration.load(path)``, ``.save(path)``,
+    ``.describe()``; ``llmecon.calibrate(runs)`` makes one."""
+
+    schema_version: Literal[2] = SCHEMA_VERSION
+    kind: Literal["llmecon-calibration"] = KIND
+    created_utc: str = Field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    tool_version: str = __version__
+    flop_convention: Literal["article", "non_embedding", "causal", "executed"]
+    model: str = MODEL_TEXT
+    max_heldout_error: PositiveFloat
+    provenance: Provenance
+    fits: list[Fit] = Field(min_length=1)
+    refused: list[Refused] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self):
+        keys = [f.key for f in self.fits]
+        dup = next((k for k in keys if keys.count(k) > 1), None)
+        if dup:
+            raise ValueError(f"two fits for {dup}")
+        return self
+
+    # --------------------------------------------------------------------------------------- files
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Calibration":
+        """Read and validate a calibration file (schema 1 files are lifted); UserError naming the file and
+        the field otherwise."""
+        try:
+            doc = read_json(path)
+        except OSError as exc:
+            raise UserError(f"cannot read calibration {path}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise UserError(f"{path}: not valid JSON ({exc})") from None
+        return parse(cls, _upgrade(doc, path), str(path))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the calibration as JSON, atomically; returns the path."""
+        return atomic_write_text(path, dumps(self.model_dump(mode="json"), indent=2))
+
+    # --------------------------------------------------------------------------------------- reading
+
+    def describe(self) -> str:
+        """A few lines a person can read: what was fitted, how well, from what."""
+        lines = [f"calibration of {', '.join(self.provenance.device_names) or 'unknown devices'} from "
+                 f"{len(self.provenance.run_ids)} run(s), FLOPs in the {self.flop_convention} convention:"]
+        for f in self.fits:
+            etas = ", ".join(f"η_{t} {v:.1%}" for t, v in (("compute", f.eta_compute), ("memory", f.eta_memory))
+                             if v is not None)
+            lines.append(f"  {f.key}: {etas}, t0 {f.t0_s * 1e3:.3g} ms; held-out error "
+                         f"{f.heldout.median_rel_error:.1%} median, {f.heldout.max_rel_error:.1%} max "
+                         f"({f.n_shapes} shapes)" + (" [forced]" if f.forced else ""))
+        lines += [f"  not fitted: {r.key}: {r.refused}" for r in self.refused]
+        return "\n".join(lines)
+
+    def summary(self) -> str:
+        return ", ".join(f.key for f in self.fits)
+
+    def hardware_for(self, phase: str | None = None) -> str:
+        """The one hardware the calibration covers (for this phase); UserError if none or several."""
+        hws = sorted({f.hardware for f in self.fits if phase is None or f.phase == phase})
+        if not hws:
+            raise UserError(f"the calibration has no {phase} fit; it has: {self.summary()}")
+        if len(hws) != 1:
+            what = f" for {phase}" if phase else ""
+            raise UserError(f"the calibration covers {len(hws)} accelerators{what} ({', '.join(hws)}): "
+                            "choose one with --hardware")
+        return hws[0]
+
+    def dtype_for(self, hardware: str, phase: str, *, transfer: bool = False) -> str:
+        """The one dtype fitted for (hardware, phase), or with transfer for the phase on any hardware."""
+        if not transfer and not any(f.matches(hardware) for f in self.fits):
+            raise self.needs_transfer(hardware)
+        dtypes = sorted({f.dtype for f in self.fits if f.phase == phase and (transfer or f.matches(hardware))})
+        if len(dtypes) != 1:
+            raise UserError(f"the calibration has {len(dtypes)} dtypes for {phase} ({', '.join(dtypes) or 'none'}): "
+                            "choose one with --dtype")
+        return dtypes[0]
+
+    def measured_on(self) -> list[str]:
+        return sorted({f.hardware for f in self.fits})
+
+    def needs_transfer(self, hardware: str) -> UserError:
+        return UserError(f"the calibration was measured on {', '.join(self.measured_on())}, not on {hardware}; "
+                         "applying it to another accelerator needs --transfer, and is labelled as such")
+
+
+def _upgrade(doc: Any, path) -> Any:
+    """Schema 1 -> 2: refused entries keep only what a refusal needs."""
+    if isinstance(doc, dict) and doc.get("schema_version") == 1 and doc.get("kind") == KIND:
+        keep = set(Refused.model_fields)
+        doc = {**doc, "schema_version": 2,
+               "refused": [{k: v for k, v in r.items() if k in keep} if isinstance(r, dict) else r
+                           for r in doc.get("refused") or []]}
+    elif isinstance(doc, dict) and isinstance(doc.get("schema_version"), int) and doc["schema_version"] > SCHEMA_VERSION:
+        raise UserError(f"{path}: schema_version {doc['schema_version']} is newer than this llmecon reads "
+                        f"({SCHEMA_VERSION}); upgrade llmecon")
+    return doc

@@ -1,0 +1,77 @@
+"""Printers of library objects that more than one command shows (a command module never imports another)."""
+
+from __future__ import annotations
+
+import click
+
+from llmecon.calibration.document import Calibration
+from llmecon.cli._output import console, show, table, warn
+from llmecon.estimate.article import describe_source
+from llmecon.units import pct, quantity, si, usd
+
+
+def print_calibration(calib: Calibration) -> None:
+    """The fits as one table, their held-out errors in one line, their warnings and refusals on stderr."""
+    src = {"datasheet": "sheet", "measured_ceiling": "meas."}
+    rows = [[f.hardware, f.dtype, f.phase, f.n_shapes, pct(f.eta_compute), pct(f.eta_memory), si(f.t0_s, "s"),
+             f"{si(f.peak_flops_per_s, 'FLOP/s')} {src[f.peak_flops_source]}",
+             f"{si(f.peak_bytes_per_s, 'B/s')} {src.get(f.peak_bytes_source, '')}" if f.eta_memory else None,
+             f"{pct(f.heldout.median_rel_error)} / {pct(f.heldout.max_rel_error)}"] for f in calib.fits]
+    caption = (f"F counted in the {calib.flop_convention} FLOP convention. η against P and W: the datasheet (sheet) "
+               "or the ceiling measured on the device (meas.). Held-out error: each shape predicted by a fit without "
+               "it (median / max of |predicted - measured| / measured).")
+    show(table("Calibration: step time = F/(P·η_c) + B/(W·η_m) + t0", ["hardware", "dtype", "phase", "shapes",
+                                                                        "η compute", "η memory", "overhead t0", "P",
+                                                                        "W", "held-out error"], rows, caption=caption))
+    click.echo("held-out error (median / max): " + "; ".join(
+        f"{f.key} {pct(f.heldout.median_rel_error)} / {pct(f.heldout.max_rel_error)}" for f in calib.fits))
+    for f in calib.fits:
+        for w in f.warnings:
+            warn(f"{f.key}: {w}")
+    for r in calib.refused:
+        warn(f"not fitted: {r.key}: {r.refused}")
+
+
+def print_costs(wide, measured_on: str, term: str) -> None:
+    """The cost table, prefill and decode side by side (estimate.costs.wide), the offer's term on every row."""
+    rows = []
+    for r in wide.to_dict(orient="records"):
+        basis = "transfer" if r["transfer"] else "measured"
+        rows.append([r["model"], r["accelerator_id"], f"{r['provider']} {r['instance']}", r["term"].replace("_", "-"),
+                     f"{usd(r['usd_per_accelerator_hour'])}/h", usd(r.get("usd_per_1m_prefill_tokens")),
+                     usd(r.get("usd_per_1m_decode_tokens")), pct(r.get("decode_mfu")), r.get("decode_regime"),
+                     basis + (", extrapolated" if r["extrapolated"] else "")])
+    if not rows:
+        return
+    first = wide.iloc[0].to_dict()
+    work = "; ".join(f"{ph} batch {int(first[f'{ph}_batch_size'])} x {int(first[f'{ph}_context_len'])}"
+                     for ph in ("prefill", "decode") if _known(first.get(f"{ph}_batch_size")))
+    title = f"$ per 1M tokens at measured efficiency, cheapest {term.replace('_', '-')} offer per accelerator"
+    caption = (f"At the efficiency measured here: {work}, {first['dtype']}. transfer: the efficiency measured on "
+               f"{measured_on}, applied to that accelerator's datasheet peaks (an assumption, not a measurement of "
+               "that accelerator). extrapolated: outside the measured FLOP range.")
+    show(table(title, ["model", "accelerator", "offer", "term", "price", "$/1M prompt", "$/1M generated", "decode MFU",
+                       "decode regime", "basis"], rows, caption=caption))
+
+
+def print_calibrated_article(doc: dict) -> None:
+    """The article's inference and training figures beside the same figures at calibrated efficiency."""
+    out = console()
+    for t in doc["tables"]:
+        rows = [(r["label"], quantity(r["article"], r["unit"]), quantity(r["calibrated"], r["unit"]),
+                 f"{r['difference']:+.1%}", f"{pct(r['mfu_article'])} → {pct(r['mfu_calibrated'])}", r["regime"],
+                 "transferred" if r["transferred"] else "measured") for r in t["rows"]]
+        caption = "Calibrated MFU in the article's FLOP count (2N / 6N). " + " ".join(
+            f"{line}." for line in describe_source(t["rows"]))
+        out.print(table(t["title"], ["figure", "article", "calibrated", "difference", "MFU", "regime", "basis"], rows,
+                        caption=caption))
+        out.print()
+    a = doc["assumptions"]
+    out.print(f"Calibrated from runs {', '.join(doc['calibration']['run_ids'])} on "
+              f"{', '.join(doc['calibration']['device_names'])}; {a['note']}.")
+    for reason in doc["skipped"]:
+        warn(f"not calibrated: {reason}")
+
+
+def _known(value) -> bool:
+    return isinstance(value, (int, float)) and value == value

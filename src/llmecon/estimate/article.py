@@ -1,0 +1,173 @@
+"""The article's inference and training tables at measured efficiency, beside the article's own.
+
+The article assumes one flat utilisation: 21.3 % MFU for inference, 46.2 % for training. Here each
+scenario's step is predicted by the calibration instead — GPT-3 decoding at a stated batch and context
+on the A100 and on TPU v4; each trained model's step at a stated batch x sequence on TPU v4 — and the
+predicted time is turned into the utilisation the article's own formula needs to give that time:
+
+    MFU_article = (article FLOPs of the step: 2N or 6N per token x tokens) / (t x the article's peak)
+
+Those utilisations go into ``costmodel.article.reproduce_article`` as overrides, so the figures come
+from the article's formula and parameters, with only the utilisation measured (one cost formula).
+
+A calibration measured on another device (a CPU, say) reaches the A100 and the TPU only with
+``transfer=True``: its η's and overhead are then applied to the target's datasheet peaks, and every
+row says "transferred from <hw>". Without it, targets the calibration does not cover are skipped
+with that reason. All models are "one accelerator doing all the work" (as the article's
+accelerator-seconds are): communication between the many chips a 175B model needs is not modelled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmecon.calibration.apply import predict_workload
+from llmecon.calibration.document import Calibration
+from llmecon.costmodel.presets import load_model_shape
+from llmecon.costmodel.article import reproduce_article
+from llmecon.costmodel.estimate import achieved_utilization, utilization_problem
+from llmecon.errors import UserError
+from llmecon.estimate import inputs
+
+INFERENCE_TARGETS = (("aws", "a100-sxm4-40gb", "a100_peak_flops_per_s", "AWS A100"),
+                     ("tpu", "tpu-v4", "tpu_v4_peak_flops_per_s", "GCP TPU v4"))
+TRAINED = (("gpt3", "gpt3-175b", "GPT-3"), ("gopher", "gopher-280b", "Gopher"), ("mt_nlg", "mt-nlg-530b", "MT-NLG"),
+           ("palm", "palm-540b", "PaLM"), ("chinchilla", "chinchilla-70b", "Chinchilla"))
+TRAINING_TARGET = ("tpu-v4", "tpu_v4_peak_flops_per_s")
+
+
+def _params(reproduction) -> dict[str, float]:
+    return {p.key: p.value for p in reproduction.parameters}
+
+
+def _rows(base, calibrated, prefix: str, mfu_key: str, info: dict) -> list[dict]:
+    out = []
+    for fig in base.figures():
+        if not fig.key.startswith(prefix) or mfu_key not in fig.inputs or "implied" in fig.key:
+            continue
+        new = calibrated.figure(fig.key).value
+        out.append({"key": fig.key, "label": fig.label, "unit": fig.unit, "article": fig.value, "calibrated": new,
+                    "difference": new / fig.value - 1} | info)
+    return out
+
+
+def _calibrated_mfu(est: dict, article_flops: float, article_peak: float, target: str, mfu_article: float,
+                    what: str, skipped: list[str]) -> dict | None:
+    """The MFU a calibrated step implies in the article's own FLOP count and peak, with what the rows say
+    about it; None (and a reason in skipped) when it falls outside (0, 1]."""
+    mfu = achieved_utilization(article_flops, est["step_time_s"], article_peak)
+    problem = utilization_problem(mfu)
+    if problem:
+        skipped.append(f"{what}: the calibration implies an MFU of the article's peak that is {problem}; not priced")
+        return None
+    return {"target": target, "mfu_article": mfu_article, "mfu_calibrated": mfu, "regime": est["regime"],
+            "source": est["label"], "transferred": est["transferred"], "extrapolated": est["extrapolated"],
+            "effective_mfu_calibration_convention": est["effective_mfu"],
+            "heldout_median_rel_error": est["heldout_median_rel_error"]}
+
+
+def calibrated_article(calib: Calibration, *, transfer: bool = False, dtype: str = "bf16", inference_batch: int = 16,
+                       context_len: int = 1024, train_batch: int = 8, train_seq_len: int = 2048) -> dict:
+    """The article's inference and training figures at the article's MFU and at calibrated efficiency.
+
+    Returns {assumptions, tables: [{key, title, rows: [{key, label, unit, article, calibrated, difference,
+    mfu_article, mfu_calibrated, regime, source, transferred, ...}]}], skipped: [reasons]}; UserError if
+    no scenario could be calibrated."""
+    measured_on = sorted({f.hardware for f in calib.fits} | {f.hardware_id for f in calib.fits} - {None})
+    targets = [hw for _, hw, _, _ in INFERENCE_TARGETS] + [TRAINING_TARGET[0]]
+    if not transfer and not set(targets) & set(measured_on):
+        raise UserError(f"the calibration was measured on {', '.join(measured_on)}; the article's accelerators "
+                        f"({', '.join(sorted(set(targets)))}) need --transfer (its efficiencies applied to their "
+                        f"datasheet peaks, labelled as such)")
+    base = reproduce_article()
+    p = _params(base)
+    skipped: list[str] = []
+    tables = []
+
+    def attempt(fn, what):
+        try:
+            return fn()
+        except UserError as exc:
+            skipped.append(f"{what}: {exc}")
+            return None
+
+    rows = []
+    for short, hw, peak_key, name in INFERENCE_TARGETS:
+        est = attempt(lambda: predict_workload(calib, load_model_shape("gpt3-175b"), "decode", inference_batch,
+                                               context_len, hardware=hw, dtype=dtype, transfer=transfer),
+                      f"GPT-3 inference on {hw}")
+        if est is None:
+            continue
+        article_flops = p["inference_flops_per_param_per_token"] * p["gpt3_params"] * est["tokens_per_step"]
+        info = _calibrated_mfu(est, article_flops, p[peak_key], name, p["mfu_inference"],
+                               f"GPT-3 inference on {hw}", skipped)
+        if info is not None:
+            rows += _rows(base, reproduce_article({"mfu_inference": info["mfu_calibrated"]}),
+                          f"inference.{short}.", "mfu_inference", info)
+    if rows:
+        tables.append({"key": "inference", "rows": rows,
+                       "title": f"GPT-3 inference per 1K tokens: article (21.3% MFU) vs calibrated "
+                                f"(decode, batch {inference_batch}, context {context_len:,}, {dtype})"})
+
+    rows = []
+    hw, peak_key = TRAINING_TARGET
+    for short, preset, name in TRAINED:
+        n = p[f"{short}_params"]
+        est = attempt(lambda: predict_workload(calib, load_model_shape(preset), "train", train_batch, train_seq_len,
+                                               hardware=hw, dtype=dtype, transfer=transfer), f"{name} training on {hw}")
+        if est is None:
+            continue
+        article_flops = p["training_flops_per_param_per_token"] * n * train_batch * train_seq_len
+        info = _calibrated_mfu(est, article_flops, p[peak_key], name, p["mfu_training"],
+                               f"{name} training on {hw}", skipped)
+        if info is not None:
+            rows += _rows(base, reproduce_article({"mfu_training": info["mfu_calibrated"]}),
+                          f"training.{short}.", "mfu_training", info)
+    if rows:
+        tables.append({"key": "training", "rows": rows,
+                       "title": f"Training cost on TPU v4: article (46.2% MFU) vs calibrated "
+                                f"(steps of {train_batch} x {train_seq_len:,} tokens, {dtype})"})
+    if not tables:
+        raise UserError("no article scenario could be calibrated: " + "; ".join(skipped))
+    return {
+        "calibration": {"flop_convention": calib.flop_convention, "run_ids": calib.provenance.run_ids,
+                        "device_names": calib.provenance.device_names},
+        "assumptions": {"dtype": dtype, "transfer": transfer,
+                        "inference": {"model": "gpt3-175b", "phase": "decode", "batch_size": inference_batch,
+                                      "context_len": context_len},
+                        "training": {"hardware": hw, "batch_size": train_batch, "seq_len": train_seq_len},
+                        "note": "one accelerator doing all the work, as the article's accelerator-seconds; "
+                                "multi-chip communication not modelled"},
+        "tables": tables,
+        "basis": describe_source([r for t in tables for r in t["rows"]]),
+        "skipped": skipped,
+    }
+
+
+def describe_source(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per distinct provenance of the calibrated rows, naming the targets it covers (for captions)."""
+    groups: dict[str, list[str]] = {}
+    for r in rows:
+        what = f"{r['source']}, {r['regime']}, held-out error {r['heldout_median_rel_error']:.1%}" + (
+            " (extrapolated beyond the measured range)" if r["extrapolated"] else "")
+        targets = groups.setdefault(what, [])
+        if r["target"] not in targets:
+            targets.append(r["target"])
+    return [f"{', '.join(targets)}: {what}" for what, targets in groups.items()]
+
+
+def article(calibration=None, *, transfer: bool = False) -> dict:
+    """The article's tables recomputed, each figure beside the article's printed one, as `llmecon article
+    --json`; with a calibration (a file or a Calibration), also its inference and training tables at calibrated
+    efficiency under "calibrated" (``transfer=True`` to apply a calibration measured elsewhere).
+
+    >>> doc = article()
+    >>> [f["printed_text"] for t in doc["tables"] for f in t["rows"] if f["key"] == "training.gpt3.usd"]
+    ['$1.4M']
+    """
+    doc = reproduce_article().to_dict()
+    if calibration is None:
+        if transfer:
+            raise UserError("--transfer only applies with --calibration FILE")
+        return doc
+    return doc | {"calibrated": calibrated_article(inputs.calibration(calibration), transfer=transfer)}

@@ -1,0 +1,113 @@
+"""What bench puts into a record (the format itself is declared in records/schema.py).
+
+``base_record`` builds a record with no measurement from the configuration and the cost model's shapes
+alone (no torch): the config, the model block, the work the step does and how measured time is
+extrapolated. The worker adds timing, memory and telemetry to it; the runner writes it as it is for a
+failed, skipped or interrupted configuration.
+"""
+
+from __future__ import annotations
+
+from llmecon.costmodel.architecture import ModelShape
+from llmecon.costmodel.flops import decode_flops, prefill_flops, train_step_flops
+from llmecon.costmodel.memory import decode_bytes
+from llmecon.records.schema import Knobs
+from llmecon.vocab import CONVENTIONS
+
+BYTES_DEFINITION = ("weights (active) + KV cache read per step, mean over the timed positions: the "
+                    "model-bandwidth-utilisation numerator")
+EXTRAPOLATION_BASIS = {
+    "prefill": "executed FLOPs per step, full model / built model",
+    "train": "executed FLOPs per step, full model / built model",
+    "decode": "bytes read per step (weights + KV cache), full model / built model",
+}
+EXTRAPOLATION_ASSUMPTION = ("the layers left out run at the same time per unit of that work as the measured "
+                            "model (layers, embedding and LM head alike)")
+
+
+def work_block(shape: ModelShape, phase: str, batch_size: int, seq_len: int, new_tokens: int | None, dtype: str,
+               activation_checkpointing: bool = False) -> dict:
+    """FLOPs (every convention) and bytes per timed call of ``shape`` (costmodel formulas).
+
+    decode: the mean over the steps at context positions seq_len .. seq_len+new_tokens-1.
+    train with activation checkpointing: the model FLOPs (and MFU) are unchanged; the hardware FLOPs add
+    one recomputed forward, a third of the executed forward + backward.
+    """
+    if phase == "prefill":
+        flops = {c: prefill_flops(shape, batch_size, seq_len, c) for c in CONVENTIONS}
+        return {"tokens_per_step": batch_size * seq_len, "flops_per_step": flops, "bytes_per_step": None}
+    if phase == "decode":
+        flops = {c: decode_flops(shape, batch_size, seq_len, new_tokens, c) / new_tokens for c in CONVENTIONS}
+        bytes_step = decode_bytes(shape, dtype, batch_size, seq_len, new_tokens) / new_tokens
+        return {"tokens_per_step": batch_size, "flops_per_step": flops, "bytes_per_step": bytes_step,
+                "bytes_definition": BYTES_DEFINITION}
+    flops = {c: train_step_flops(shape, batch_size, seq_len, c) for c in CONVENTIONS}
+    out = {"tokens_per_step": batch_size * seq_len, "flops_per_step": flops, "bytes_per_step": None,
+           "flops_definition": "forward + backward; the optimizer step is timed but not counted"}
+    if activation_checkpointing:
+        out["hardware_flops_per_step"] = flops["executed"] * 4.0 / 3.0
+        out["hardware_flops_definition"] = "executed forward + backward + one recomputed forward (HFU numerator)"
+    return out
+
+
+def time_scale(phase: str, built_work: dict, full_work: dict) -> float:
+    """How measured time is extrapolated from the model as built to the full model: the full/built ratio of
+    the work that dominates the phase, executed FLOPs for prefill and train (compute-bound), bytes read for
+    decode (memory-bound). Not ``layer_scale`` = L/k, which would count the embedding and LM head (run once
+    per step whatever k is) L/k times: llama-3-8b, 8 of 32 layers, train b=1 s=2048 gives 3.34, not 4."""
+    if phase == "decode":
+        return full_work["bytes_per_step"] / built_work["bytes_per_step"]
+    return full_work["flops_per_step"]["executed"] / built_work["flops_per_step"]["executed"]
+
+
+def model_block(shape: ModelShape, full: ModelShape, phase: str, attn_implementation: str, weights: str,
+                built_work: dict, full_work: dict, name: str | None = None) -> dict:
+    """The record's ``model`` block, from the cost model's shapes alone."""
+    return {
+        "name": name or full.name,
+        "model_type": full.model_type,
+        "params_total": full.params_total,
+        "params_non_embedding": full.params_non_embedding,
+        "params_active": full.params_active,
+        "num_hidden_layers": full.num_hidden_layers,
+        "layers_built": shape.num_hidden_layers,
+        "layer_scale": full.num_hidden_layers / shape.num_hidden_layers,
+        "params_built": shape.params_total,
+        "weights": weights,
+        "attn_implementation": attn_implementation,
+        "extrapolated": shape.num_hidden_layers != full.num_hidden_layers,
+        "time_scale": time_scale(phase, built_work, full_work),
+        "extrapolation_basis": f"{EXTRAPOLATION_BASIS[phase]}; assumes {EXTRAPOLATION_ASSUMPTION}",
+    }
+
+
+def empty_timing(reason: str) -> dict:
+    return {"samples_s": [], "n_samples": 0, "first_call_s": None, "warmup_iters": 0, "total_s": None,
+            "validity": {"valid": False, "reasons": [reason], "warnings": []}}
+
+
+def base_record(cfg: dict, shape: ModelShape, full: ModelShape, *, status: str, reasons: list[str],
+                knobs: Knobs) -> dict:
+    """A record for ``cfg`` with no measurement: config, model, work (as built, and the full model's in
+    ``work.full_model``), status and reasons."""
+    config = {k: v for k, v in cfg.items() if k not in ("config_id", "name")}
+    args = (cfg["phase"], cfg["batch_size"], cfg["seq_len"], cfg.get("new_tokens"), cfg["dtype"],
+            bool(cfg.get("activation_checkpointing")))
+    work = work_block(shape, *args)
+    full_work = work_block(full, *args)
+    model = model_block(shape, full, cfg["phase"], cfg["attn_implementation"], cfg.get("weights", "random"),
+                        work, full_work, name=cfg.get("name"))
+    work["full_model"] = {k: full_work[k] for k in ("flops_per_step", "bytes_per_step", "hardware_flops_per_step")
+                          if k in full_work}
+    return {
+        "config_id": cfg["config_id"],
+        "config": config,
+        "model": model,
+        "status": status,
+        "reasons": list(reasons),
+        "timing": empty_timing("; ".join(reasons) or status),
+        "work": work,
+        "memory": {"peak_bytes": None},
+        "telemetry": {"energy_j": None, "mean_power_w": None, "reason": "not measured"},
+        "measure": knobs.model_dump(),
+    }

@@ -1,0 +1,335 @@
+"""The three workloads, each timed with `timing.measure`, each doing the work a real system does.
+
+A "timed call" (one sample) is, per phase:
+
+- **prefill**: one forward over batch x seq_len random tokens, no KV cache (`use_cache=False`), logits
+  for the last position only (`logits_to_keep=1`, as `generate` does), under `inference_mode`.
+- **decode**: ONE decode step: one new token per sequence, from a KV cache holding the prompt and the
+  tokens decoded so far, greedy (argmax inside the step, as a server does), fixed length, no EOS.
+  We run our own step loop over `model.forward` with a `DynamicCache` (or a `StaticCache` when
+  `static_cache`), not `generate`, so that every step is timed on its own. Decode steps are not
+  repeatable calls with identical state (the cache grows), so the protocol is:
+
+    1. prefill the prompt (untimed for the samples; its cold time is kept as `prompt_prefill_s`);
+    2. `measure()`'s cold call plus `new_tokens - 1` warm-up calls are one full decode pass over
+       exactly the positions that will be timed;
+    3. right before the timed window (`on_start`) the cache is rebuilt and the prompt re-prefilled,
+       untimed; every timed call is then one step at a known context position
+       seq_len, seq_len+1, ..., seq_len+new_tokens-1; after the last position of a pass the
+       `on_sample` hook re-prefills the prompt, untimed, and the next pass starts over.
+
+  The samples are per-step times across those context positions (recorded beside them in
+  `timing.context_positions`). Decode time is measured, never derived as a difference of two
+  timings, so it cannot come out negative.
+- **train**: forward + backward + AdamW step on random tokens, loss on every position. Master weights
+  are fp32; bf16/fp16 runs use autocast (on a GPU the standard mixed-precision recipe; fp32 on CPU
+  by default). Activation checkpointing recomputes the forward in the backward pass: the executed
+  (hardware) FLOPs grow by about one forward, the model FLOPs (and so MFU) do not.
+
+Seeds are fixed (`torch.manual_seed`), so the same configuration builds the same weights and inputs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import time
+from typing import Any
+
+from llmecon.measure.models import BuiltModel, enable_activation_checkpointing, torch_dtype
+from llmecon.measure.probe import HostCpuMonitor, TelemetrySampler, device_kind
+from llmecon.measure.timing import DEFAULT_KNOBS, measure
+from llmecon.records.schema import Knobs
+from llmecon.vocab import PHASES
+
+SEED = 0
+
+# Test-only fault injection (read by the worker process; never set these outside tests):
+#   LLMECON_FAULT_OOM_BATCH=N    raise torch.OutOfMemoryError in any configuration with batch >= N
+#   LLMECON_FAULT_CRASH_BATCH=N  kill the worker process (os._exit(86)) in the configuration with batch == N
+#   LLMECON_FAULT_HANG_BATCH=N   sleep forever in the configuration with batch == N (tests timeouts, Ctrl-C)
+FAULT_ENV = ("LLMECON_FAULT_OOM_BATCH", "LLMECON_FAULT_CRASH_BATCH", "LLMECON_FAULT_HANG_BATCH")
+
+
+def _planted_faults(batch_size: int) -> None:
+    import torch
+
+    def hit(name):
+        value = os.environ.get(name)
+        return value is not None and value.isdigit() and batch_size >= int(value)
+
+    def exact(name):
+        value = os.environ.get(name)
+        return value is not None and value.isdigit() and batch_size == int(value)
+
+    if hit("LLMECON_FAULT_OOM_BATCH"):
+        oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+        raise oom(f"planted by LLMECON_FAULT_OOM_BATCH={os.environ['LLMECON_FAULT_OOM_BATCH']} (test only)")
+    if exact("LLMECON_FAULT_CRASH_BATCH"):
+        os._exit(86)
+    if exact("LLMECON_FAULT_HANG_BATCH"):
+        while True:
+            time.sleep(3600)
+
+
+def _sync_fn(device: str):
+    import torch
+
+    if device_kind(device) == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return None
+
+
+def _tokens(vocab_size: int, batch_size: int, seq_len: int, device: str, seed: int):
+    import torch
+
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    return torch.randint(0, vocab_size, (batch_size, seq_len), generator=g).to(device)
+
+
+def _memory_begin(device: str) -> None:
+    import torch
+
+    if device_kind(device) == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _memory_end(device: str) -> dict:
+    import torch
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    if device_kind(device) == "cuda":
+        return {"peak_bytes": torch.cuda.max_memory_allocated(device),
+                "peak_reserved_bytes": torch.cuda.max_memory_reserved(device), "process_max_rss_bytes": rss}
+    return {"peak_bytes": None, "process_max_rss_bytes": rss,
+            "reason": "CPU: torch does not track peak allocations; the process's max RSS is given instead"}
+
+
+def _telemetry(sampler: TelemetrySampler, summary: dict, m, tokens_per_step: int) -> dict:
+    """Energy per token from the mean power in the window times the summed sample time.
+
+    (The decode window also contains the untimed re-prefills between passes, so energy is charged
+    to tokens through the timed seconds only, the same way for every phase.)
+    """
+    out = dict(summary)
+    out["window_energy_j"] = summary.get("energy_j")
+    out["tokens_in_samples"] = m.n_samples * tokens_per_step
+    out["energy_j"] = out["energy_j_per_token"] = None
+    if summary.get("mean_power_w") is not None and m.n_samples:
+        out["energy_j"] = summary["mean_power_w"] * sum(m.samples_s)
+        out["energy_j_per_token"] = out["energy_j"] / (m.n_samples * tokens_per_step)
+        out["energy_method"] = ("energy_j = mean_power_w (window) x sum(samples_s): the energy of the timed "
+                                "calls; window_energy_j is the whole window's counter delta")
+    return out
+
+
+def run_workload(built: BuiltModel, phase: str, *, batch_size: int, seq_len: int, new_tokens: int, dtype: str,
+                 device: str, compile: bool = False, static_cache: bool = False,
+                 activation_checkpointing: bool = False, knobs: Knobs | None = None) -> dict:
+    """Run one configuration and return the record's timing, memory and telemetry blocks.
+
+    ``knobs``: how to time it (default: the device kind's, timing.DEFAULT_KNOBS). Exceptions (an OOM, say)
+    propagate: the worker turns them into a status.
+    """
+    import torch
+
+    if phase not in PHASES:
+        raise ValueError(f"unknown phase {phase!r}")
+    knobs = knobs or DEFAULT_KNOBS[device_kind(device)]
+    torch.manual_seed(SEED)
+    _planted_faults(batch_size)
+    torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
+    torch.backends.cudnn.allow_tf32 = dtype == "tf32"
+    _memory_begin(device)
+    if phase == "prefill":
+        out = _prefill(built, batch_size, seq_len, device, compile, knobs)
+    elif phase == "decode":
+        out = _decode(built, batch_size, seq_len, new_tokens, device, compile, static_cache, knobs)
+    else:
+        out = _train(built, batch_size, seq_len, dtype, device, compile, activation_checkpointing, knobs)
+    out["memory"] = _memory_end(device)
+    _telemetry_warnings(out, device)
+    return out
+
+
+_THROTTLES = {"sw_power_cap", "hw_slowdown", "sw_thermal_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown"}
+
+
+def _telemetry_warnings(out: dict, device: str) -> None:
+    """Warn `host_busy:<n>_other_cores` when other processes used the CPU during the timed window;
+    on a GPU, `no_clock_telemetry` when NVML did not answer and `throttled:<reasons>` when the clocks
+    were held back by power or heat (the numbers stay, flagged)."""
+    warnings = out["timing"]["validity"]["warnings"]
+    tele = out["telemetry"]
+    if (tele.get("host_cpu") or {}).get("busy"):
+        warnings.append(f"host_busy:{tele['host_cpu']['other_cpu_cores']:.2f}_other_cores")
+    if device_kind(device) != "cuda":
+        return
+    if not tele.get("n_samples"):
+        warnings.append("no_clock_telemetry")
+    seen = sorted(set(tele.get("throttle_reasons") or []) & _THROTTLES)
+    if seen:
+        warnings.append("throttled:" + ",".join(seen))
+
+
+def _measure_with_telemetry(fn, device: str, knobs: Knobs, tokens_per_step: int, on_start=None, on_sample=None):
+    sampler = TelemetrySampler(device)
+    host = HostCpuMonitor()
+
+    def start():
+        if on_start is not None:
+            on_start()
+        sampler.start()
+        host.start()
+
+    m = measure(fn, knobs, sync=_sync_fn(device), on_start=start, on_sample=on_sample)
+    host_cpu = host.stop()
+    summary = sampler.stop()
+    tele = _telemetry(sampler, summary, m, tokens_per_step)
+    tele["host_cpu"] = host_cpu
+    return m, tele
+
+
+def _prefill(built, batch_size, seq_len, device, compile, knobs) -> dict:
+    import torch
+
+    model = built.model
+    ids = _tokens(built.shape.vocab_size, batch_size, seq_len, device, SEED)
+    forward = torch.compile(model) if compile else model
+
+    def step():
+        return forward(input_ids=ids, use_cache=False, logits_to_keep=1)
+
+    with torch.inference_mode():
+        m, tele = _measure_with_telemetry(step, device, knobs, batch_size * seq_len)
+    return {"timing": m.to_dict(), "telemetry": tele, "tokens_per_step": batch_size * seq_len}
+
+
+class _Decoder:
+    """Greedy decode over a KV cache, one step per call, positions seq_len .. seq_len+new_tokens-1."""
+
+    def __init__(self, built: BuiltModel, batch_size, seq_len, new_tokens, device, compile, static_cache):
+        import torch
+
+        self.built, self.model = built, built.model
+        self.seq_len, self.new_tokens = seq_len, new_tokens
+        self.device, self.static_cache = device, static_cache
+        self.prompt = _tokens(built.shape.vocab_size, batch_size, seq_len, device, SEED)
+        self.cache = None
+        self.tok = None
+        self.i = 0
+        self.sync = _sync_fn(device) or (lambda: None)
+        mode = "reduce-overhead" if (static_cache and device_kind(device) == "cuda") else None
+        self.forward = torch.compile(self.model.forward, mode=mode) if compile else self.model.forward
+
+    def _new_cache(self):
+        from transformers import DynamicCache, StaticCache
+
+        if self.static_cache:
+            if self.cache is None:
+                self.cache = StaticCache(config=self.model.config, max_cache_len=self.seq_len + self.new_tokens)
+            else:
+                self.cache.reset()
+        else:
+            self.cache = DynamicCache(config=self.model.config)
+
+    def prefill(self) -> None:
+        """Fill the cache with the prompt and take its greedy token; untimed, ends synchronised."""
+        self._new_cache()
+        out = self.model(input_ids=self.prompt, use_cache=True, logits_to_keep=1, **{self.built.cache_kwarg: self.cache})
+        self.tok = out.logits[:, -1:].argmax(-1)
+        self.i = 0
+        self.sync()
+
+    def step(self):
+        if self.i >= self.new_tokens:
+            raise RuntimeError("decode step beyond the planned positions (a bug in the pass bookkeeping)")
+        out = self.forward(input_ids=self.tok, use_cache=True, **{self.built.cache_kwarg: self.cache})
+        self.tok = out.logits[:, -1:].argmax(-1)
+        self.i += 1
+
+    def cache_length(self) -> int:
+        return int(self.cache.get_seq_length())
+
+
+def _decode(built, batch_size, seq_len, new_tokens, device, compile, static_cache, knobs) -> dict:
+    import torch
+
+    dec = _Decoder(built, batch_size, seq_len, new_tokens, device, compile, static_cache)
+    positions: list[int] = []
+    # cold call + (new_tokens - 1) warm-up calls = one full pass over the timed positions; the minimum
+    # count rounded up to whole passes
+    knobs = knobs.model_copy(update={"warmup_iters": new_tokens - 1,
+                                     "min_iters": max(1, math.ceil(knobs.min_iters / new_tokens)) * new_tokens})
+
+    def on_sample(index, seconds):
+        positions.append(seq_len + dec.i - 1)
+        if dec.i == new_tokens:
+            dec.prefill()
+
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        dec.prefill()
+        prompt_prefill_s = time.perf_counter() - t0
+        m, tele = _measure_with_telemetry(dec.step, device, knobs, batch_size, on_start=dec.prefill,
+                                          on_sample=on_sample)
+        final_cache_len = dec.cache_length()
+    expected = seq_len + dec.i
+    timing = m.to_dict()
+    timing.update(
+        context_positions=positions,
+        prompt_prefill_s=prompt_prefill_s,
+        protocol="per-step samples; warm-up = one full untimed pass; prompt re-prefilled (untimed) before each pass",
+        cache="static" if static_cache else "dynamic",
+    )
+    if final_cache_len != expected:  # the cache must hold exactly the prompt plus the steps taken
+        timing["validity"]["valid"] = False
+        timing["validity"]["reasons"].append(f"cache_length_mismatch:{final_cache_len}!={expected}")
+    return {"timing": timing, "telemetry": tele, "tokens_per_step": batch_size}
+
+
+def _train(built, batch_size, seq_len, dtype, device, compile, activation_checkpointing, knobs) -> dict:
+    import torch
+
+    model = built.model
+    model.train()
+    if activation_checkpointing:
+        enable_activation_checkpointing(model)
+    ids = _tokens(built.shape.vocab_size, batch_size, seq_len, device, SEED)
+    kind = device_kind(device)
+    half = dtype in ("bf16", "fp16")
+    amp_dtype = torch_dtype(dtype)
+    opt_kwargs: dict[str, Any] = {"lr": 1e-4}
+    if kind == "cuda":
+        opt_kwargs["fused"] = True
+    optimizer = torch.optim.AdamW(model.parameters(), **opt_kwargs)
+    scaler = torch.amp.GradScaler(kind) if dtype == "fp16" else None
+    forward = torch.compile(model) if compile else model
+    last = [None]
+
+    def step():
+        with torch.autocast(device_type=kind, dtype=amp_dtype, enabled=half):
+            loss = forward(input_ids=ids, labels=ids, use_cache=False).loss
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        last[0] = loss
+
+    m, tele = _measure_with_telemetry(step, device, knobs, batch_size * seq_len)
+    loss = float(last[0].detach().float().cpu())
+    timing = m.to_dict()
+    timing["master_dtype"] = "fp32"
+    timing["autocast_dtype"] = dtype if half else None
+    timing["final_loss"] = loss
+    if not math.isfinite(loss):
+        timing["validity"]["valid"] = False
+        timing["validity"]["reasons"].append("non_finite_loss")
+    optimizer = None  # free its state before the next configuration (step() above holds the name)
+    return {"timing": timing, "telemetry": tele, "tokens_per_step": batch_size * seq_len}

@@ -1,0 +1,268 @@
+"""Results into one tidy pandas DataFrame: one row per record, derived numbers computed on load.
+
+The loader reads records of any schema through ``store.read_record`` (migrated, validated), recomputes
+the statistics from the raw samples (``stats.summarize``) and derives tokens/s, achieved FLOP/s, MFU and
+bandwidth use from the samples and the hardware sheet as it is *now* (a corrected datasheet peak
+re-derives old runs). Files that cannot be used are reported as ``"<file>: <reason>"`` problems and the
+rest still loads.
+
+Extrapolation (``--layers k``): FLOPs and bytes per step are the full model's (``work.full_model``); the
+measured time, first call and energy per token are multiplied by ``model.time_scale``.
+
+The datasheet peak is the sheet's dense peak for the record's dtype: an fp32 run is compared with the fp32
+peak, never the tf32 one. A run whose git checkout was dirty gives its rows the warning ``dirty_build``.
+Every MFU and bandwidth use of the ``executed`` convention (the FLOPs the kernels ran) must lie in (0, 1]
+where it is defined, or the row is invalid; the other conventions may count work that never ran (the
+article's 2N includes the embedding lookup), so their MFU is kept but not gated, and columns() says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from llmecon.costmodel.estimate import achieved_utilization, utilization_problem
+from llmecon.costmodel.hardware import get_accelerator
+from llmecon.costmodel.memory import BYTES_PER_ELEMENT
+from llmecon.errors import UserError
+from llmecon.records.schema import Record, Run
+from llmecon.records.store import existing_folders, find_runs, read_record, read_run, record_files
+from llmecon.stats import summarize
+from llmecon.vocab import CONVENTIONS
+
+# Columns whose numbers are bounded by physics (the FLOPs the kernels ran, the bytes a decode step reads).
+GATED = ("mfu_executed", "mfu_executed_vs_ceiling", "bandwidth_util")
+
+
+def columns() -> list[str]:
+    """The tidy frame's columns, in order."""
+    return [
+        "run_id", "config_id", "created_utc", "model", "model_spec", "hardware", "hardware_id", "device_name",
+        "device_kind", "dtype", "phase", "status", "reason", "warnings",
+        "batch_size", "seq_len", "new_tokens", "attn_implementation", "compile", "static_cache",
+        "activation_checkpointing", "layer_scale", "time_scale",
+        "step_time_s", "step_time_iqr_s", "first_call_s", "n_samples", "tokens_per_step", "tokens_per_s",
+        *[f"flops_per_step_{c}" for c in CONVENTIONS], "bytes_per_step",
+        "peak_flops_per_s", "peak_reason", "ceiling_flops_per_s", "peak_bytes_per_s", "ceiling_bytes_per_s",
+        *[f"achieved_flops_per_s_{c}" for c in CONVENTIONS],
+        *[f"mfu_{c}" for c in CONVENTIONS],
+        *[f"mfu_{c}_vs_ceiling" for c in CONVENTIONS],
+        "bytes_per_s", "bandwidth_util", "bandwidth_util_vs_ceiling",
+        "weight_bytes", "peak_memory_bytes", "energy_j_per_token", "mean_power_w", "valid", "path",
+    ]  # fmt: skip
+
+
+_INT = ("batch_size", "seq_len", "new_tokens", "n_samples", "tokens_per_step")
+_TEXT = ("run_id", "config_id", "created_utc", "model", "model_spec", "hardware", "hardware_id", "device_name",
+         "device_kind", "dtype", "phase", "status", "reason", "warnings", "attn_implementation", "peak_reason",
+         "path")
+_BOOL = ("compile", "static_cache", "activation_checkpointing")
+
+
+def hardware_key(hardware_id: str | None, device_name: str | None) -> str:
+    """The device a row was measured on: its hardware-sheet id, else the name the device reported."""
+    return hardware_id or device_name or "unknown device"
+
+
+def _add(into: list[str], items: Iterable[str]) -> None:
+    into.extend(i for i in dict.fromkeys(items) if i not in into)
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    return None if num is None or den is None or den <= 0 else num / den
+
+
+class _Sheet:
+    """Datasheet entries looked up once per hardware id during one load: (Accelerator | None, reason)."""
+
+    def __init__(self):
+        self._cache: dict = {}
+
+    def accelerator(self, hardware_id: str):
+        if hardware_id not in self._cache:
+            try:
+                self._cache[hardware_id] = (get_accelerator(hardware_id), None)
+            except UserError as exc:
+                self._cache[hardware_id] = (None, str(exc))
+        return self._cache[hardware_id]
+
+
+def _peaks(run: Run | None, dtype: str, sheet: _Sheet) -> dict:
+    """Datasheet peak (with the reason when there is none) and the run's own measured ceilings."""
+    out: dict[str, Any] = {"peak_flops_per_s": None, "peak_bytes_per_s": None, "peak_reason": None,
+                           "ceiling_flops_per_s": None, "ceiling_bytes_per_s": None}
+    if run is None:
+        out["peak_reason"] = "run.json unreadable: device and ceilings unknown"
+        return out
+    if run.device.hardware_id is None:
+        out["peak_reason"] = run.device.hardware_match_reason or "device not in the hardware sheet"
+    else:
+        accel, why = sheet.accelerator(run.device.hardware_id)
+        if accel is not None:
+            out["peak_flops_per_s"] = accel.peak(dtype)
+            out["peak_bytes_per_s"] = accel.memory_bytes_per_s
+            if out["peak_flops_per_s"] is None:
+                why = f"no dense {dtype} peak for {accel.id} in the hardware sheet"
+        out["peak_reason"] = None if out["peak_flops_per_s"] is not None else why
+    own = run.ceilings.get(dtype)
+    if own is not None:
+        out["ceiling_flops_per_s"] = own.gemm_flops_per_s
+    # copy bandwidth does not depend on the dtype: any dtype's measurement serves
+    copy = own or next(iter(run.ceilings.values()), None)
+    out["ceiling_bytes_per_s"] = copy.copy_bytes_per_s if copy is not None else None
+    return out
+
+
+def _row(rec: Record, run: Run | None, sheet: _Sheet) -> dict:
+    cfg, model, work = rec.config, rec.model, rec.work
+    device = run.device if run is not None else None
+    row: dict[str, Any] = {
+        "run_id": rec.run_id, "config_id": rec.config_id, "created_utc": rec.created_utc, "model": model.name,
+        "model_spec": cfg.model, "hardware_id": device.hardware_id if device else None,
+        "device_name": device.name if device else None, "device_kind": device.kind if device else None,
+        "dtype": cfg.dtype, "phase": cfg.phase, "status": rec.status, "batch_size": cfg.batch_size,
+        "seq_len": cfg.seq_len, "new_tokens": cfg.new_tokens, "attn_implementation": cfg.attn_implementation,
+        "compile": cfg.compile, "static_cache": cfg.static_cache,
+        "activation_checkpointing": cfg.activation_checkpointing,
+        "layer_scale": model.layer_scale, "time_scale": model.time_scale,
+        "peak_memory_bytes": rec.memory.peak_bytes, "mean_power_w": rec.telemetry.mean_power_w,
+        "weight_bytes": float(model.params_total * BYTES_PER_ELEMENT[cfg.dtype]),
+    }
+    row["hardware"] = hardware_key(row["hardware_id"], row["device_name"])
+    reasons = list(rec.reasons)
+    warnings = ["dirty_build"] if run is not None and run.environment.git_dirty else []
+    row.update(_peaks(run, cfg.dtype, sheet))
+    if rec.status in ("ok", "invalid"):
+        scale = model.time_scale
+        samples = rec.timing.samples_s
+        stats, verdict = summarize(samples)
+        stored = rec.timing.validity
+        if not stored.valid and not stored.reasons:
+            reasons.append("timing_invalid")
+        _add(reasons, [*stored.reasons, *verdict.reasons])
+        _add(warnings, [*stored.warnings, *verdict.warnings])
+        step = stats["median_s"] * scale if stats["median_s"] is not None else None
+        tokens = work.tokens_per_step
+        row.update(step_time_s=step, step_time_iqr_s=stats["iqr_s"] * scale if stats["iqr_s"] is not None else None,
+                   n_samples=len(samples), tokens_per_step=tokens, tokens_per_s=_ratio(tokens, step),
+                   first_call_s=rec.timing.first_call_s * scale if rec.timing.first_call_s is not None else None)
+        full = work.full_model
+        for c in CONVENTIONS:
+            flops = full.flops_per_step.get(c)
+            row[f"flops_per_step_{c}"] = flops
+            row[f"achieved_flops_per_s_{c}"] = _ratio(flops, step)
+            row[f"mfu_{c}"] = _utilization(flops, step, row["peak_flops_per_s"])
+            row[f"mfu_{c}_vs_ceiling"] = _utilization(flops, step, row["ceiling_flops_per_s"])
+        row["bytes_per_step"] = full.bytes_per_step if cfg.phase == "decode" else None
+        row["bytes_per_s"] = _ratio(row["bytes_per_step"], step)
+        row["bandwidth_util"] = _utilization(row["bytes_per_step"], step, row["peak_bytes_per_s"])
+        row["bandwidth_util_vs_ceiling"] = _utilization(row["bytes_per_step"], step, row["ceiling_bytes_per_s"])
+        energy = rec.telemetry.energy_j
+        if energy is not None and samples:
+            row["energy_j_per_token"] = energy / (tokens * len(samples)) * scale
+        if step is None or not step > 0:
+            reasons.append("no_step_time")
+        for column in GATED:
+            if column == "bandwidth_util" and cfg.phase != "decode":
+                continue
+            value = row.get(column)
+            if value is not None and utilization_problem(value):
+                reasons.append(f"{column}_out_of_range ({value:.3g})")
+        if rec.status == "ok" and reasons:
+            row["status"] = "invalid"
+    row["reason"] = "; ".join(reasons) or None
+    row["warnings"] = "; ".join(warnings) or None
+    row["valid"] = row["status"] == "ok"
+    return row
+
+
+def _utilization(work: float | None, step: float | None, peak: float | None) -> float | None:
+    if work is None or step is None or peak is None or not step > 0 or not peak > 0:
+        return None
+    return achieved_utilization(work, step, peak)
+
+
+def _run_meta(run_dir: Path, problems: list[str], strict: bool) -> Run | None:
+    path = run_dir / "run.json"
+    try:
+        if not path.is_file():
+            raise UserError(f"{path}: missing run.json; device and ceilings unknown (no MFU)")
+        return read_run(path)
+    except UserError as exc:
+        if strict:
+            raise
+        problems.append(str(exc))
+        return None
+
+
+@dataclass
+class Results:
+    """Runs loaded once: the tidy ``frame`` (one row per record, columns of `columns()`), the ``problems``
+    ("<file>: <reason>" for each file that could not be used), the ``runs`` by run id (their run.json) and
+    the ``paths`` they were loaded from."""
+
+    frame: pd.DataFrame
+    problems: list[str] = field(default_factory=list)
+    runs: dict[str, Run] = field(default_factory=dict)
+    paths: list[Path] = field(default_factory=list)
+
+    def require_rows(self) -> pd.DataFrame:
+        """The frame, or UserError 'no results in <paths>' naming the first unreadable file (calibrate,
+        compare and report need rows; listing them does not)."""
+        if len(self.frame):
+            return self.frame
+        where = ", ".join(str(p) for p in self.paths)
+        first = f" ({len(self.problems)} unreadable file(s); first: {self.problems[0]})" if self.problems else ""
+        raise UserError(f"no results in {where}{first}")
+
+
+def load_results(paths, *, strict: bool = False) -> Results:
+    """Load run folders, folders of runs (``llmecon-out/`` finds its ``runs/``), or several of either.
+
+    Every record becomes one row of ``Results.frame`` (an empty frame when there is none); a file that
+    cannot be used (corrupted, truncated, newer schema, a field of the wrong type) becomes a line in
+    ``Results.problems`` and the rest still loads, unless strict=True, which raises UserError on the first
+    problem. UserError if a path does not exist.
+
+    >>> res = load_results("results/")                                   # doctest: +SKIP
+    >>> res.frame[["model", "phase", "batch_size", "tokens_per_s", "mfu_executed"]]   # doctest: +SKIP
+    """
+    rows: list[dict] = []
+    problems: list[str] = []
+    runs: dict[str, Run] = {}
+    sheet = _Sheet()
+    folders = existing_folders(paths)
+    for target in folders:
+        for run_dir in find_runs(target):
+            run = _run_meta(run_dir, problems, strict)
+            if run is not None:
+                runs[run.run_id] = run
+            for path in record_files(run_dir):
+                try:
+                    row = _row(read_record(path), run, sheet)
+                except UserError as exc:
+                    if strict:
+                        raise
+                    problems.append(str(exc))
+                    continue
+                row["path"] = str(path)
+                rows.append(row)
+    return Results(_typed(pd.DataFrame.from_records(rows, columns=columns())), problems, runs, folders)
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in frame.columns:
+        if column in _INT:
+            frame[column] = frame[column].astype("Int64")
+        elif column in _BOOL:
+            frame[column] = frame[column].astype("boolean")
+        elif column == "valid":
+            frame[column] = frame[column].astype(bool)
+        elif column in _TEXT:
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+        else:
+            frame[column] = frame[column].astype(float)
+    return frame

@@ -1,0 +1,314 @@
+"""The record format, declared once: ``run.json`` and one record per configuration, schema version 2.
+
+A run folder::
+
+    <out>/<run_id>/run.json                  Run: who measured what, where, with which software
+    <out>/<run_id>/records/<config_id>.json  Record: one configuration, its raw samples and its outcome
+    <out>/<run_id>/logs/worker-NNN.log       what the worker processes printed
+
+Every field is declared here (and published as JSON Schema in docs/record.schema.json and
+docs/run.schema.json, which a test keeps equal to these models). A new field bumps SCHEMA_VERSION and
+``migrate.py`` learns to lift the old layout; nothing else in llmecon reads an old layout. Units are in the
+names (``_s`` seconds, ``_bytes``, ``_per_s``, ``_w`` watts, ``_j`` joules). Derived numbers (MFU,
+bandwidth use) are not stored: the loader derives them from the raw samples and the sheets as they are now.
+
+Work and time with ``--layers k`` (k of L layers built): ``work`` counts the model as built and
+``work.full_model`` the whole model, both exact from the cost model; ``model.time_scale`` is the full/built
+ratio of the work that dominates the phase (executed FLOPs for prefill and train, bytes read for decode),
+by which the loader extrapolates measured time; ``model.layer_scale`` (L/k) is information only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+
+from llmecon.formats import Strict
+
+SCHEMA_VERSION = 2
+CONFIG_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+=,@-]{0,199}$"
+
+Phase = Literal["prefill", "decode", "train"]
+BenchDtype = Literal["fp32", "tf32", "bf16", "fp16"]
+Convention = Literal["article", "non_embedding", "causal", "executed"]
+Status = Literal["ok", "invalid", "oom", "error", "timeout", "skipped", "interrupted"]
+
+
+# ------------------------------------------------------------------------------------------------ run.json
+
+class Environment(Strict):
+    """What produced the numbers. A field that could not be determined is null and ``unavailable`` says why."""
+
+    python: str
+    tool_version: str
+    platform: str | None = None
+    cpu_model: str | None = None
+    cpu_count: PositiveInt | None = None
+    torch: str | None = None
+    cuda: str | None = None
+    transformers: str | None = None
+    driver: str | None = None
+    git_sha: str | None = None
+    git_dirty: bool | None = None
+    unavailable: dict[str, str] = Field(default_factory=dict)
+
+
+class GpuProcess(Strict):
+    pid: int
+    used_memory_bytes: NonNegativeInt | None = None
+
+
+class Device(Strict):
+    """The probed device. ``hardware_id`` is the hardware sheet's id when the reported name matches one
+    exactly, else null with ``hardware_match_reason`` (no datasheet peak is then borrowed)."""
+
+    kind: Literal["cpu", "cuda"]
+    device: str
+    name: str
+    hardware_id: str | None
+    hardware_match_reason: str | None
+    count: PositiveInt = 1
+    memory_bytes: NonNegativeInt | None = None
+    cpu_model: str | None = None
+    cpu_count: PositiveInt | None = None
+    torch_threads: PositiveInt | None = None
+    telemetry_available: bool = False
+    telemetry_reason: str | None = None
+    # CUDA only (torch's device properties, then NVML)
+    index: NonNegativeInt | None = None
+    multiprocessors: PositiveInt | None = None
+    compute_capability: str | None = None
+    cuda: str | None = None
+    cuda_visible_devices: str | None = None
+    nvml_name: str | None = None
+    uuid: str | None = None
+    pci_bus_id: str | None = None
+    driver: str | None = None
+    nvml_memory_bytes: NonNegativeInt | None = None
+    sm_clock_mhz: NonNegativeInt | None = None
+    memory_clock_mhz: NonNegativeInt | None = None
+    max_sm_clock_mhz: NonNegativeInt | None = None
+    max_memory_clock_mhz: NonNegativeInt | None = None
+    power_limit_w: NonNegativeFloat | None = None
+    temperature_c: float | None = None
+    persistence_mode: int | None = None
+    ecc_enabled: bool | int | None = None
+    mig_enabled: bool | int | None = None
+    energy_counter_available: bool | None = None
+    gpu_processes: list[GpuProcess] = Field(default_factory=list)
+    foreign_gpu_pids: list[int] = Field(default_factory=list)
+
+
+class Ceiling(Strict):
+    """The device's own ceilings in one dtype: the best large-GEMM FLOP/s and copy bandwidth measured."""
+
+    gemm_flops_per_s: PositiveFloat
+    copy_bytes_per_s: PositiveFloat
+    gemm_shape: list[PositiveInt] | None = None
+    gemm_dtype: str | None = None
+    gemm_best_s: PositiveFloat | None = None
+    gemm_median_s: PositiveFloat | None = None
+    gemm_samples: NonNegativeInt | None = None
+    copy_bytes: PositiveInt | None = None
+    copy_best_s: PositiveFloat | None = None
+    copy_samples: NonNegativeInt | None = None
+    statistic: str | None = None
+    torch_threads: PositiveInt | None = None
+
+
+class Run(Strict):
+    """``run.json``: one bench run. ``config`` is the bench's own description of the sweep (what
+    ``bench --resume`` reruns); it is validated by the bench when it resumes, not here."""
+
+    schema_version: Literal[2]
+    kind: Literal["llmecon-run"] = "llmecon-run"
+    run_id: str
+    created_utc: str
+    tool_version: str
+    environment: Environment
+    device: Device
+    ceilings: dict[BenchDtype, Ceiling]
+    config: dict[str, Any]
+    nonfinite_fields: list[str] = Field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------ records
+
+class BenchConfig(Strict):
+    """What was asked for: the configuration as planned (its hash is in the config id)."""
+
+    model: str                    # as given: a preset name, a config.json or a local model folder
+    phase: Phase
+    batch_size: PositiveInt
+    seq_len: PositiveInt
+    new_tokens: PositiveInt | None   # decode steps timed per pass; null for prefill and train
+    dtype: BenchDtype
+    device: str
+    attn_implementation: Literal["sdpa", "eager"]
+    compile: bool
+    static_cache: bool
+    layers: PositiveInt | None
+    activation_checkpointing: bool
+    weights: Literal["random", "local"]
+
+
+class ModelInfo(Strict):
+    """The model that ran, from the cost model's shapes (no torch needed to read it)."""
+
+    name: str                     # a preset's name, a config's _name_or_path, or its folder's name
+    model_type: str
+    params_total: NonNegativeInt
+    params_non_embedding: NonNegativeInt
+    params_active: NonNegativeInt
+    num_hidden_layers: PositiveInt
+    layers_built: PositiveInt
+    layer_scale: PositiveFloat
+    params_built: NonNegativeInt
+    weights: Literal["random", "local"]
+    attn_implementation: Literal["sdpa", "eager"]
+    extrapolated: bool
+    time_scale: PositiveFloat
+    extrapolation_basis: str
+
+
+class ValidityBlock(Strict):
+    valid: bool
+    reasons: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class TimingBlock(Strict):
+    """Raw samples (seconds per timed call; null for a non-finite sample sanitised on write) and what
+    bench computed from them; the loader recomputes the statistics from ``samples_s``."""
+
+    samples_s: list[float | None]
+    first_call_s: NonNegativeFloat | None
+    warmup_iters: NonNegativeInt
+    n_samples: NonNegativeInt
+    total_s: NonNegativeFloat | None
+    median_s: float | None = None
+    iqr_s: float | None = None
+    p10_s: float | None = None
+    p90_s: float | None = None
+    validity: ValidityBlock
+    statistic: str | None = None
+    # decode
+    context_positions: list[PositiveInt] | None = None
+    prompt_prefill_s: NonNegativeFloat | None = None
+    protocol: str | None = None
+    cache: Literal["static", "dynamic"] | None = None
+    # train
+    master_dtype: str | None = None
+    autocast_dtype: str | None = None
+    final_loss: float | None = None
+
+
+class FullModelWork(Strict):
+    flops_per_step: dict[Convention, NonNegativeFloat]
+    bytes_per_step: NonNegativeFloat | None
+    hardware_flops_per_step: NonNegativeFloat | None = None
+
+
+class Work(Strict):
+    """Work per timed call, from the cost model, for the model as built (and the full model)."""
+
+    tokens_per_step: PositiveInt
+    flops_per_step: dict[Convention, NonNegativeFloat]
+    bytes_per_step: NonNegativeFloat | None
+    bytes_definition: str | None = None
+    flops_definition: str | None = None
+    hardware_flops_per_step: NonNegativeFloat | None = None
+    hardware_flops_definition: str | None = None
+    full_model: FullModelWork
+
+
+class MemoryBlock(Strict):
+    peak_bytes: NonNegativeFloat | None
+    peak_reserved_bytes: NonNegativeFloat | None = None
+    process_max_rss_bytes: NonNegativeFloat | None = None
+    reason: str | None = None
+
+
+class HostCpu(Strict):
+    other_cpu_cores: NonNegativeFloat | None
+    window_s: NonNegativeFloat | None
+    busy: bool
+    reason: str | None
+
+
+class Telemetry(Strict):
+    """NVML samples during the timed window (nulls with ``reason`` on a CPU or without NVML)."""
+
+    energy_j: NonNegativeFloat | None = None
+    mean_power_w: NonNegativeFloat | None = None
+    reason: str | None = None
+    max_temp_c: float | None = None
+    sm_clock_mhz_median: float | None = None
+    sm_clock_mhz_min: float | None = None
+    throttle_reasons: list[str] = Field(default_factory=list)
+    n_samples: NonNegativeInt = 0
+    window_s: NonNegativeFloat | None = None
+    window_energy_j: NonNegativeFloat | None = None
+    energy_source: str | None = None
+    energy_method: str | None = None
+    tokens_in_samples: NonNegativeInt | None = None
+    energy_j_per_token: NonNegativeFloat | None = None
+    host_cpu: HostCpu | None = None
+
+
+class Knobs(Strict):
+    """How one configuration is timed (measure.timing.measure): at least ``warmup_iters`` warm-up calls after
+    the cold one, then timed calls until both ``min_iters`` samples and ``min_time_s`` of summed sample time
+    are reached, or a cap hits first (``max_iters`` samples, ``max_time_s`` of wall clock in the window).
+    measure.timing.DEFAULT_KNOBS holds the defaults per device kind; a record keeps the knobs it ran with."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    warmup_iters: NonNegativeInt
+    min_iters: PositiveInt
+    min_time_s: NonNegativeFloat
+    max_time_s: PositiveFloat
+    max_iters: PositiveInt = 10_000
+
+
+class ErrorBlock(Strict):
+    type: str
+    message: str
+    traceback: str | None = None
+
+
+class HostLoad(Strict):
+    loadavg_1m_before: NonNegativeFloat | None
+    loadavg_1m_after: NonNegativeFloat | None
+    cpu_count: PositiveInt | None
+
+
+class Record(Strict):
+    """One configuration's outcome. ``status`` ok and invalid carry samples; oom, error, timeout, skipped
+    and interrupted carry ``reasons`` (and ``error`` with the traceback for error)."""
+
+    schema_version: Literal[2]
+    kind: Literal["llmecon-record"] = "llmecon-record"
+    run_id: str
+    created_utc: str
+    config_id: str = Field(pattern=CONFIG_ID_PATTERN)
+    config: BenchConfig
+    model: ModelInfo
+    status: Status
+    reasons: list[str] = Field(default_factory=list)
+    timing: TimingBlock
+    work: Work
+    memory: MemoryBlock
+    telemetry: Telemetry
+    measure: Knobs
+    error: ErrorBlock | None = None
+    torch_threads: PositiveInt | None = None
+    host: HostLoad | None = None
+    wall_s: NonNegativeFloat | None = None
+    nonfinite_fields: list[str] = Field(default_factory=list)
+
+
+def json_schemas() -> dict[str, dict]:
+    """{file name: JSON Schema} of the two documents, as published under docs/."""
+    return {"run.schema.json": Run.model_json_schema(), "record.schema.json": Record.model_json_schema()}

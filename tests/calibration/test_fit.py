@@ -1,0 +1,137 @@
+"""Calibration: planted efficiencies and overhead are recovered, held-out error is honest, bad data is
+refused, and each measured row can be set against its prediction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from llmecon.calibration.fit import fit_calibration, nnls_relative, predicted_points
+from llmecon.errors import UserError
+from llmecon.records.schema import Run
+
+PLANT = {"eta_c": 0.4, "eta_m": 0.7, "t0": 2e-3}
+
+
+def _fit(calib, phase):
+    return next(f for f in calib.fits if f.phase == phase)
+
+
+@pytest.fixture(scope="module")
+def all_phases(plant):
+    """Decode at the default shapes; prefill and train at small shapes too, so t0 is a visible share of some steps."""
+    def make(noise=0.01, seed=0, **kw):
+        decode = plant.frame(phases=("decode",), noise=noise, seed=seed, **kw)
+        dense = plant.frame(phases=("prefill", "train"), seqs=(8, 32, 128), batches=(1, 2, 4, 8), noise=noise,
+                            seed=seed + 1, **kw)
+        return pd.concat([decode, dense], ignore_index=True)
+    return make
+
+
+def test_fit_nnls_relative_is_exact_on_exact_data_and_respects_signs():
+    X = np.column_stack([np.arange(1.0, 6.0), np.ones(5)])
+    assert np.allclose(nnls_relative(X, X @ np.array([2.0, 3.0])), [2.0, 3.0])
+    # data that wants a negative intercept: it is clamped at zero, the slope refits
+    theta = nnls_relative(X, X @ np.array([2.0, 0.0]) - 0.5)
+    assert theta[1] == 0 and theta[0] > 0
+
+
+def test_fit_recovers_planted_efficiencies_and_overhead(all_phases):
+    calib = fit_calibration(all_phases())
+    assert {f.phase for f in calib.fits} == {"prefill", "decode", "train"} and not calib.refused
+    for phase in ("prefill", "decode", "train"):
+        f = _fit(calib, phase)
+        assert f.eta_compute == pytest.approx(PLANT["eta_c"], rel=0.03), phase
+        assert f.t0_s == pytest.approx(PLANT["t0"], rel=0.1), phase   # t0 is a small share of most steps
+        assert f.peak_flops_source == "measured_ceiling"             # the synthetic device has no datasheet
+        assert f.heldout.method == "leave-one-shape-out"
+        assert f.heldout.median_rel_error < 0.02 and f.heldout.max_rel_error < 0.06
+    decode = _fit(calib, "decode")
+    assert decode.terms == ["compute", "memory", "overhead"]
+    assert decode.eta_memory == pytest.approx(PLANT["eta_m"], rel=0.03)
+    # prefill/train have no byte count in the records: fitted compute + overhead, stated in terms
+    assert _fit(calib, "train").terms == ["compute", "overhead"] and _fit(calib, "train").eta_memory is None
+    ridge = decode.regime_boundaries["ridge_flops_per_byte"]
+    assert ridge == pytest.approx(1e12 * 0.4 / (1e11 * 0.7), rel=0.05)
+
+
+def test_fit_prefers_datasheet_peaks_and_records_them(plant):
+    calib = fit_calibration(plant.frame(phases=("decode",), datasheet=True, hardware_id="h100-sxm",
+                                        device_name="NVIDIA H100 80GB HBM3"))
+    f = _fit(calib, "decode")
+    assert f.hardware == "h100-sxm" and f.hardware_id == "h100-sxm"
+    assert f.peak_flops_source == "datasheet" and f.peak_bytes_source == "datasheet"
+    assert f.eta_compute == pytest.approx(0.4, rel=0.03)
+
+
+def test_fit_refuses_too_few_shapes_clearly(plant):
+    frame = plant.frame(phases=("decode",), batches=(1, 2), seqs=(128,))
+    with pytest.raises(UserError, match=r"too few rows: 2 distinct shape\(s\), need at least 3"):
+        fit_calibration(frame)
+    # one phase too thin, another fine: the thin one is listed as refused, the rest fitted
+    ok = plant.frame(phases=("prefill",), seqs=(8, 32, 128), batches=(1, 2))
+    calib = fit_calibration(pd.concat([frame, ok], ignore_index=True))
+    assert [f.phase for f in calib.fits] == ["prefill"]
+    assert calib.refused[0].phase == "decode" and "too few rows" in calib.refused[0].refused
+
+
+def test_fit_skips_invalid_rows(plant):
+    frame = plant.frame(phases=("decode",), batches=(1, 2, 4), seqs=(128,))
+    frame.loc[frame.batch_size == 4, "valid"] = False
+    with pytest.raises(UserError, match="too few rows"):
+        fit_calibration(frame)
+
+
+def test_fit_refuses_noisy_rows_unless_forced(plant):
+    frame = plant.frame(phases=("decode",), noise=1.5, seed=3)
+    with pytest.raises(UserError, match=r"too noisy: median held-out error .* > 50%"):
+        fit_calibration(frame)
+    f = _fit(fit_calibration(frame, force=True), "decode")
+    assert f.forced and any("too noisy" in w for w in f.warnings)
+
+
+def test_fit_refuses_an_unknown_convention_and_missing_columns(plant):
+    with pytest.raises(UserError, match="unknown FLOP convention"):
+        fit_calibration(plant.frame(), convention="2N")
+    with pytest.raises(UserError, match="lack column"):
+        fit_calibration(plant.frame().drop(columns=["flops_per_step_executed"]))
+
+
+def test_fit_provenance_names_runs_and_versions(all_phases, plant):
+    run = Run.model_validate({"schema_version": 2, "run_id": "run-a", "created_utc": "2026-12-01T00:00:00Z",
+                              "tool_version": "0.1.0", **{k: v for k, v in plant.meta(dtype="fp16").items()},
+                              "environment": {"python": "3.11", "tool_version": "0.1.0", "torch": "2.13"}})
+    calib = fit_calibration(all_phases(), runs={"run-a": run}, problems=["x.json: unreadable"])
+    assert calib.provenance.environments["run-a"]["torch"] == "2.13"
+    assert calib.flop_convention == "executed" and calib.provenance.run_ids == ["run-a"]
+    assert calib.provenance.problems == ["x.json: unreadable"]
+
+
+def test_fit_unresolved_terms_sit_at_their_bound_with_a_warning(plant):
+    # all overhead: 5 ms whatever the work (a tiny model on a CPU); F/P is at most 0.05 ms here
+    frame = plant.frame(phases=("prefill",), batches=(1, 2, 4), seqs=(8, 16), noise=0.0, peak=1e15)
+    frame["step_time_s"] = 5e-3
+    f = _fit(fit_calibration(frame), "prefill")
+    assert f.eta_compute == 1.0 and f.t0_s == pytest.approx(5e-3, rel=0.02)
+    assert any("eta_compute is at its bound" in w for w in f.warnings)
+
+
+def test_fit_one_fit_per_hardware(plant):
+    a = plant.frame(phases=("decode",), device_name="CPU A", run_id="run-a")
+    b = plant.frame(phases=("decode",), device_name="CPU B", run_id="run-b", eta_c=0.2)
+    calib = fit_calibration(pd.concat([a, b], ignore_index=True))
+    assert [(f.hardware, f.run_ids) for f in calib.fits] == [("CPU A", ["run-a"]), ("CPU B", ["run-b"])]
+    assert calib.fits[1].eta_compute == pytest.approx(0.2, rel=0.03)
+
+
+def test_fit_predicted_points_set_each_row_against_its_prediction(all_phases, plant):
+    frame = all_phases(noise=0.0)
+    calib = fit_calibration(frame)
+    points, missing = predicted_points(frame, calib)
+    assert missing == 0 and len(points) == len(frame)
+    assert np.allclose(points["predicted_step_time_s"], points["step_time_s"], rtol=1e-3)
+    assert not points["held_out"].any()                   # every row came from the fitted run
+    other = plant.frame(phases=("decode",), run_id="run-z", device_name="Other CPU")
+    points, missing = predicted_points(pd.concat([frame, other], ignore_index=True), calib)
+    assert missing == len(other)                            # no fit for that device: counted, not guessed

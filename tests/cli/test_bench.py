@@ -1,0 +1,130 @@
+"""`llmecon bench`: refusals before anything runs (one line, no run folder), where runs go, how the model is
+named, and the table at the end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from llmecon.cli import main
+from llmecon.cli.bench import _print
+from llmecon.records.load import load_results
+
+
+def test_bench_device_cuda_without_cuda_exits_2_before_anything(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    import llmecon.measure.models as models
+
+    monkeypatch.setattr(models, "build_model", lambda *a, **k: pytest.fail("a model was built"))
+    result = CliRunner().invoke(main, ["bench", "--model", "tiny", "--device", "cuda", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "CUDA is not available" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no run folder either
+
+
+@pytest.mark.parametrize("args, numbers", [
+    (["--phase", "prefill", "--seq-len", "4096"], ("4096", "2048")),
+    (["--phase", "decode", "--seq-len", "2040", "--new-tokens", "16"], ("2056", "2048")),
+])
+def test_bench_shapes_beyond_context_are_refused_up_front(tmp_path, args, numbers):
+    result = CliRunner().invoke(main, ["bench", "--model", "tiny", "--device", "cpu", "--out", str(tmp_path), *args])
+    assert result.exit_code == 2
+    assert all(n in result.stderr for n in numbers), result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "tiny", "--weights", "local"], "not a local model folder"),
+    (["--model", "CONFIG_DIR", "--weights", "local"], "has no weight files"),
+    (["--model", "tiny", "--min-time", "5", "--max-time", "1"], "exceeds --max-time"),
+    (["--model", "tiny", "--layers", "3"], "--layers 3 is more than tiny's 2 layers"),
+    (["--model", "tiny,gpt2", "--name", "x"], "--name names the model of a sweep with exactly one --model"),
+    (["--name", "x"], "--name: not used, without --model"),
+    (["--batch-size", "8"], "--batch-size: not used, without --model"),  # the default suite would ignore it
+    (["--resume", "RUN_DIR", "--model", "tiny"], "--model, --device, --out: not used, --resume reruns"),
+])
+def test_bench_refused_up_front_one_line_no_run_folder(tmp_path, args, message):
+    config_dir, run_dir, out = tmp_path / "cfg", tmp_path / "run", tmp_path / "out"
+    config_dir.mkdir()
+    (config_dir / "config.json").write_text('{"model_type": "llama", "vocab_size": 64, "hidden_size": 16, '
+                                            '"intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}')
+    run_dir.mkdir()
+    args = [{"CONFIG_DIR": str(config_dir), "RUN_DIR": str(run_dir)}.get(a, a) for a in args]
+    result = CliRunner().invoke(main, ["bench", "--device", "cpu", "--out", str(out), *args])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("llmecon: error: ") and message in lines[0], result.stderr
+    assert not out.exists() and list(run_dir.iterdir()) == []
+
+
+def test_bench_final_table_shows_why_an_ok_row_is_suspect(tmp_path, capsys, plant):
+    # a row measured on a busy host is "ok" with a warning; the table at the end of bench must say so
+    busy = {"valid": True, "reasons": [], "warnings": ["host_busy:1.05_other_cores"]}
+    run_dir = plant.run(tmp_path, [plant.record("busy", validity=busy), plant.record("clean", batch_size=2)])
+    _print(load_results(run_dir).frame, run_dir)
+    out = capsys.readouterr().out
+    assert "warning: host_busy:1.05_other_cores" in out and out.count("warning:") == 1
+
+
+TINY_LLAMA = {"model_type": "llama", "vocab_size": 64, "hidden_size": 16, "intermediate_size": 32,
+              "num_hidden_layers": 1, "num_attention_heads": 2}
+# a fast, in-process sweep of one prefill configuration
+ONE = ["--phase", "prefill", "--seq-len", "8", "--device", "cpu", "--min-iters", "2", "--min-time", "0", "--warmup", "1",
+       "--no-isolate", "--quiet", "--json"]
+
+
+def _bench_config(folder: Path, cfg: dict, *args: str) -> dict:
+    """`llmecon bench --model <folder>/config.json` (one configuration): its --json payload and its record."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(cfg))
+    result = CliRunner().invoke(main, ["bench", "--model", str(folder / "config.json"), *ONE, *args])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    (record,) = (Path(payload["run_dir"]) / "records").glob("*.json")
+    return {**payload, "record": json.loads(record.read_text()), "record_file": record.name}
+
+
+def _table(run_dir) -> str:
+    result = CliRunner().invoke(main, ["results", "show", str(run_dir), "--columns", "model,phase,status"])
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_bench_writes_into_out_runs_and_names_a_config_by_its_folder(tmp_path):
+    got = _bench_config(tmp_path / "My-Llama", TINY_LLAMA, "--out", str(tmp_path / "out"))
+    run_dir = Path(got["run_dir"])
+    assert run_dir.parent == tmp_path / "out" / "runs"                      # bench --out DIR: DIR/runs/<run id>
+    assert got["record_file"].startswith("prefill-My-Llama-fp32-b1-s8-")     # never "config.json"
+    assert got["record"]["config_id"].startswith("prefill-My-Llama-fp32-b1-s8-")
+    assert got["record"]["model"]["name"] == "My-Llama"
+    assert got["record"]["config"]["model"] == str(tmp_path / "My-Llama" / "config.json")
+    row = got["rows"][0]
+    assert row["model"] == "My-Llama" and row["model_spec"] == str(tmp_path / "My-Llama" / "config.json")
+    table = _table(run_dir)
+    assert "My-Llama" in table and "config.json" not in table
+
+
+@pytest.mark.slow
+def test_bench_names_a_config_by_its_name_or_path(tmp_path):
+    cfg = {**TINY_LLAMA, "_name_or_path": "acme/Tiny-Llama"}        # what save_pretrained records
+    got = _bench_config(tmp_path / "snapshot", cfg, "--out", str(tmp_path / "out"))
+    assert got["record"]["model"]["name"] == "acme/Tiny-Llama" and got["rows"][0]["model"] == "acme/Tiny-Llama"
+    assert got["record"]["config_id"].startswith("prefill-acme-Tiny-Llama-fp32-b1-s8-")   # made file-name safe
+    table = _table(got["run_dir"])
+    assert "acme/Tiny-Llama" in table and "snapshot" not in table
+
+
+@pytest.mark.slow
+def test_bench_name_overrides_the_models_own_name(tmp_path):
+    cfg = {**TINY_LLAMA, "_name_or_path": "acme/Tiny-Llama"}
+    got = _bench_config(tmp_path / "snapshot", cfg, "--out", str(tmp_path / "out"), "--name", "llama-mine")
+    assert got["record"]["model"]["name"] == "llama-mine" and got["rows"][0]["model"] == "llama-mine"
+    assert got["record"]["config_id"].startswith("prefill-llama-mine-fp32-b1-s8-")
+    table = _table(got["run_dir"])
+    assert "llama-mine" in table and "acme" not in table

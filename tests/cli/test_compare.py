@@ -1,0 +1,111 @@
+"""`llmecon compare` on runs on disk: exit codes, folders of runs, and real runs of the tiny model (the same
+run twice, then the same run on a shared core)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from llmecon.cli import main
+
+SMALL = {"phases": ("prefill", "decode"), "batches": (1, 4), "seqs": (32, 128)}
+
+
+def test_cli_compare_folders_of_runs_count_the_spread_between_runs(tmp_path, plant):
+    kw = {"dtype": "fp32", "phases": ("prefill",), "batches": (1, 4), "seqs": (32,)}
+    for seed, slowdown in ((0, 1.0), (1, 1.3)):          # BASE: two runs 30 % apart (a drifting machine)
+        plant.planted_run(tmp_path / "base", seed=seed, slowdown=slowdown, **kw)
+    plant.planted_run(tmp_path / "new", seed=2, slowdown=1.25, **kw)   # 12 % below BASE's median
+    result = CliRunner().invoke(main, ["compare", str(tmp_path / "base"), str(tmp_path / "new"), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)["rows"]
+    assert all(r["noise"] > 0.25 and r["verdict"] == "within noise" for r in rows)
+
+
+def test_cli_compare_exit_codes(tmp_path, plant):
+    kw = {"dtype": "fp32", **SMALL}
+    base = plant.planted_run(tmp_path / "base", seed=0, **kw)
+    like = plant.planted_run(tmp_path / "like", seed=1, **kw)
+    slow = plant.planted_run(tmp_path / "slow", seed=2, slowdown=1.5, **kw)
+    runner = CliRunner()
+    ok = runner.invoke(main, ["compare", str(base), str(like)])
+    assert ok.exit_code == 0, ok.output
+    assert "no regression" in ok.output and "8 configuration(s) matched" in ok.output.replace("\n", " ")
+    bad = runner.invoke(main, ["compare", str(base), str(slow), "--max-drop", "10%",
+                               "--json"])
+    assert bad.exit_code == 1
+    doc = json.loads(bad.output)
+    assert doc["regressions"] == 8 and all(r["change"] == pytest.approx(-1 / 3, abs=0.02) for r in doc["rows"])
+    missing = runner.invoke(main, ["compare", str(base), str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "llmecon: error:" in missing.output
+    assert runner.invoke(main, ["compare", str(base), str(like), "--max-drop", "lots"]).exit_code == 2
+
+
+# ---- real runs: the tiny model's bench, the same run twice, then the same run on a shared core ----------
+
+BENCH = ["bench", "--model", "tiny", "--phase", "prefill", "--batch-size", "32", "--seq-len", "256", "--min-iters", "7",
+         "--min-time", "0.3", "--max-time", "3", "--warmup", "1", "--no-isolate", "--quiet"]
+
+
+HOGS = 4
+REAL_MAX_DROP = "40%"   # a like run on a shared box can drift by tens of %; a fifth of a CPU drops ~60-80 %
+
+
+def _bench(out, *, share_core: bool = False):
+    """One bench run, in this process, pinned to one CPU with one torch thread (on a shared 2-core box a
+    second OpenMP thread is at the mercy of other processes). share_core: HOGS busy-looping processes are
+    pinned to the same CPU for the whole run, so the bench gets at most a fifth of it — a real slowdown,
+    large enough to stand out from the drift between two runs on a machine other people are using too."""
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("pinning to one CPU needs os.sched_setaffinity (Linux)")
+    cpu = min(os.sched_getaffinity(0))
+    affinity, threads = os.sched_getaffinity(0), torch.get_num_threads()
+    hogs = []
+    for _ in range(HOGS if share_core else 0):
+        hogs.append(subprocess.Popen([sys.executable, "-c",
+                                      f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"]))
+    try:
+        os.sched_setaffinity(0, {cpu})
+        torch.set_num_threads(1)
+        result = CliRunner().invoke(main, [*BENCH, "--out", str(out)])
+    finally:
+        os.sched_setaffinity(0, affinity)
+        torch.set_num_threads(threads)
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def real_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare-real")
+    return {"base": _bench(root / "base"), "like": _bench(root / "like"),
+            "slow": _bench(root / "slow", share_core=True)}
+
+
+@pytest.mark.slow
+def test_cli_compare_real_like_runs_pass_and_a_shared_core_fails(real_runs):
+    runner = CliRunner()
+    like = runner.invoke(main, ["compare", str(real_runs["base"]), str(real_runs["like"]), "--max-drop", REAL_MAX_DROP,
+                                "--json"])
+    assert like.exit_code == 0, like.output
+    slow = runner.invoke(main, ["compare", str(real_runs["base"]), str(real_runs["slow"]), "--max-drop", REAL_MAX_DROP,
+                                "--json"])
+    assert slow.exit_code == 1, slow.output
+    row = json.loads(slow.output)["rows"][0]
+    assert row["verdict"] == "regression" and row["change"] < -0.4
+    like_row = json.loads(like.output)["rows"][0]
+    print(f"like run {like_row['change']:+.1%} (noise ±{like_row['noise']:.1%}); "
+          f"shared core {row['change']:+.1%} (noise ±{row['noise']:.1%})")
+
+

@@ -1,0 +1,41 @@
+"""The workloads on a real tiny model: decode times one step per sample at known positions; training runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmecon.measure.models import build_model
+from llmecon.measure.workloads import run_workload
+from llmecon.records.schema import Knobs
+
+pytestmark = pytest.mark.slow   # every test here builds a model
+
+
+@pytest.mark.parametrize("static_cache", [False, True])
+def test_workloads_decode_times_one_step_per_sample_at_known_positions(static_cache):
+    built = build_model("tiny", device="cpu", dtype="fp32")
+    out = run_workload(built, "decode", batch_size=2, seq_len=8, new_tokens=3, dtype="fp32", device="cpu",
+                       static_cache=static_cache,
+                       knobs=Knobs(warmup_iters=1, min_iters=4, min_time_s=0.0, max_time_s=5.0))
+    t = out["timing"]
+    assert t["validity"]["valid"], t["validity"]
+    assert t["n_samples"] == 6  # min_iters rounded up to whole passes of 3 steps
+    assert t["context_positions"] == [8, 9, 10, 8, 9, 10]
+    assert t["warmup_iters"] == 2  # cold call + 2 = one full untimed pass
+    assert all(s > 0 for s in t["samples_s"]) and t["prompt_prefill_s"] > 0
+    assert out["tokens_per_step"] == 2
+
+
+def test_workloads_train_with_activation_checkpointing_runs():
+    built = build_model("tiny", device="cpu", dtype="fp32", train=True)
+    out = run_workload(built, "train", batch_size=2, seq_len=16, new_tokens=0, dtype="fp32", device="cpu",
+                       activation_checkpointing=True,
+                       knobs=Knobs(warmup_iters=1, min_iters=2, min_time_s=0.0, max_time_s=5.0))
+    assert out["timing"]["validity"]["valid"] and out["timing"]["final_loss"] > 0
+    assert out["timing"]["master_dtype"] == "fp32" and out["telemetry"]["reason"]
+
+
+def test_workloads_default_knobs_are_the_device_kinds():
+    built = build_model("tiny", device="cpu", dtype="fp32")
+    out = run_workload(built, "prefill", batch_size=1, seq_len=8, new_tokens=0, dtype="fp32", device="cpu")
+    assert out["timing"]["n_samples"] >= 5   # DEFAULT_KNOBS["cpu"].min_iters
