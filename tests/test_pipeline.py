@@ -14,6 +14,7 @@ from llmecon.errors import UserError
 from llmecon.measure.spec import BenchSpec
 from llmecon.pipeline import build_report, report_inputs, run_main_job
 from llmecon.records.load import load_results
+from llmecon.render.html import write_report
 from llmecon.units import usd
 
 
@@ -34,6 +35,51 @@ def test_pipeline_report_inputs_price_and_predict_once(planted):
     assert inputs.article is not None and inputs.article_error is None
     bare = report_inputs(res)
     assert bare.costs is None and bare.article is None and bare.predicted is None
+
+
+def _cost_section_rows(html: str) -> list[tuple[str, str, str, str]]:
+    """(accelerator, term, phase, $ per 1M tokens) of every row of the report's cost tables."""
+    section = html.split("<section id='costs'>", 1)[1].split("</section>", 1)[0]
+    out = []
+    for body in re.findall(r"<tbody>(.*?)</tbody>", section, re.S):
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S):
+            cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+            out.append((cells[0], cells[2], cells[4], cells[5]))
+    return out
+
+
+def _cost_table_rows(costs) -> list[tuple[str, str, str, str]]:
+    """The same four cells of the cost table (costs.csv), as the report prints them."""
+    return [(r["accelerator_id"], str(r["term"]).replace("_", "-"), r["phase"], usd(float(r["usd_per_1m_tokens"])))
+            for r in costs]
+
+
+@pytest.mark.parametrize("term", ["on_demand", "spot", "1yr"])
+def test_pipeline_planted_run_calibrates_and_its_costs_are_the_reports_rows(planted, tmp_path, term):
+    """Deterministic: a planted run calibrates every phase; the cost table report_inputs computes (what the main
+    job writes to costs.csv) is exactly the report's cost section, row for row, with the term on every row."""
+    res = load_results(planted)
+    calib = calibrate_results(res)
+    assert {f.phase for f in calib.fits} == {"prefill", "decode", "train"} and not calib.refused
+    inputs = report_inputs(res, calibration=calib, term=term)
+    costs = inputs.costs
+    assert len(costs) and costs["term"].nunique() == 1 and costs["term"].notna().all()
+    (tmp_path / "costs.csv").write_text(costs.to_csv(index=False))
+    with (tmp_path / "costs.csv").open() as f:
+        written = list(csv.DictReader(f))
+    page = write_report(inputs, tmp_path / "report").read_text()
+    shown = _cost_section_rows(page)
+    assert len(shown) == len(written)
+    assert sorted(shown) == sorted(_cost_table_rows(written))
+    # build_report (`llmecon report`) computes the same inputs from the run on disk: the same rows
+    again = build_report([planted], tmp_path / "again", calibration=calib, term=term).read_text()
+    assert sorted(_cost_section_rows(again)) == sorted(shown)
+
+
+def test_pipeline_build_report_write_errors_are_one_line(planted, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(UserError, match="cannot write the report to"):
+        build_report([planted], tmp_path / "a-file" / "report")
 
 
 def test_pipeline_build_report_writes_the_page(planted, tmp_path):
@@ -61,14 +107,10 @@ def test_pipeline_main_job_costs_csv_is_the_reports_cost_section(tmp_path, monke
     with job.costs_path.open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(job.costs) and {r["term"] for r in rows} == {"on_demand"}
-    section = job.report_path.read_text().split("<section id='costs'>", 1)[1].split("</section>", 1)[0]
-    cells = re.findall(r"<tr(?: class='[a-z]*')?><td>([^<]+)</td><td>[^<]*</td><td>([^<]+)</td>"
-                       r"<td class='num'>[^<]*</td><td>([a-z]+)</td><td class='num'>([^<]+)</td>", section)
+    cells = _cost_section_rows(job.report_path.read_text())
     assert cells
     # every row of costs.csv is a row of the report's cost table, with the same $ per 1M tokens
-    assert sorted((a, t, ph, p) for a, t, ph, p in cells) == sorted(
-        (r["accelerator_id"], r["term"].replace("_", "-"), r["phase"], usd(float(r["usd_per_1m_tokens"])))
-        for r in rows)
+    assert sorted(cells) == sorted(_cost_table_rows(rows))
 
 
 def test_pipeline_main_job_that_cannot_calibrate_still_reports_and_says_why(tmp_path, monkeypatch, plant):

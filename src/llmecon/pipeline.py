@@ -28,6 +28,7 @@ from llmecon.measure.runner import run_bench
 from llmecon.measure.spec import BenchSpec, default_suite
 from llmecon.calibration.document import Calibration
 from llmecon.calibration.fit import calibrate_results, predicted_points
+from llmecon.costmodel.prices import parse_term
 from llmecon.errors import UserError
 from llmecon.estimate.article import calibrated_article
 from llmecon.estimate.costs import cost_table
@@ -48,6 +49,7 @@ def report_inputs(results: Results, *, calibration: Calibration | None = None, c
                   title: str | None = None) -> ReportInputs:
     """Everything the report shows, computed once: the cost table (also costs.csv), the calibrated article
     and the calibration's predictions of the measured rows."""
+    term = parse_term(term)
     inputs = ReportInputs(results=results, calibration=calibration, calibration_source=calibration_source,
                           calibration_error=calibration_error, term=term, title=title)
     if calibration is None:
@@ -84,6 +86,7 @@ class MainJob:
     device_kind: str
     spec: BenchSpec
     run_dir: Path
+    term: str = DEFAULT_PRICE_TERM               # the price term, as the sheet spells it
     results: Results | None = None
     n_records: int = 0
     n_valid: int = 0
@@ -106,6 +109,7 @@ def run_main_job(out_dir: str | os.PathLike = DEFAULT_OUT, *, device: str = "aut
     When the records cannot be calibrated (too few valid rows, too noisy), the run and the report are still
     written (without the cost sections) and ``calibration_error`` says why."""
     say = log or (lambda _msg: None)
+    term = parse_term(term)  # refused before anything is measured
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
@@ -116,7 +120,7 @@ def run_main_job(out_dir: str | os.PathLike = DEFAULT_OUT, *, device: str = "aut
         f"{', '.join(map(str, spec.batch_sizes))}; length {', '.join(map(str, spec.seq_lens))}; "
         f"{spec.resolved_dtype(kind)})")
     run_dir = run_bench(spec, out / RUNS_FOLDER, progress=progress, on_run_dir=on_run_dir)
-    job = MainJob(out_dir=out, device=resolved, device_kind=kind, spec=spec, run_dir=Path(run_dir))
+    job = MainJob(out_dir=out, device=resolved, device_kind=kind, spec=spec, run_dir=Path(run_dir), term=term)
     job.results = load_results([run_dir])
     frame = job.results.require_rows()
     job.n_records, job.n_valid = len(frame), int(frame["valid"].sum())

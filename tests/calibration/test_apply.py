@@ -76,6 +76,21 @@ def test_apply_needs_a_fit_for_the_phase(plant):
         calib.hardware_for("decode")
 
 
+def test_apply_estimates_need_a_fit_for_their_phase(plant):
+    """The estimate layer applies the calibration the same way: a phase without a fit is refused, one with a fit
+    is priced as t seconds of one accelerator per step."""
+    from llmecon.estimate.inference import estimate_inference
+
+    calib = fit_calibration(plant.frame(phases=("prefill",), seqs=(8, 32, 128), batches=(1, 2)))
+    with pytest.raises(UserError, match="the calibration has no decode fit; it has: Synthetic CPU fp16 prefill"):
+        estimate_inference("tiny", calibration=calib, phase="decode", usd_per_hour=1.0)
+    est = estimate_inference("tiny", calibration=calib, phase="prefill", batch_size=2, context_len=64,
+                             usd_per_hour=1.0)
+    assert est["flops_per_step"] / est["flops_per_token"] == pytest.approx(128) and est["bytes_per_step"] is None
+    assert est["usd_per_1k_tokens"] > 0
+    assert est["seconds_per_1k_tokens"] == pytest.approx(est["step_time_s"] / 128 * 1e3)
+
+
 def test_apply_priceable_mfu_refuses_an_impossible_utilization():
     with pytest.raises(UserError, match="outside"):
         priceable_mfu({"effective_mfu": 1.7, "peak_source": "measured_ceiling", "label": "calibrated on X"})

@@ -25,7 +25,8 @@ def calib(plant):
 def test_document_round_trips_through_its_file(calib, tmp_path):
     path = calib.save(tmp_path / "calibration.json")
     assert Calibration.load(path) == calib
-    assert json.loads(path.read_text())["kind"] == "llmecon-calibration"
+    doc = json.loads(path.read_text())
+    assert doc["kind"] == "llmecon-calibration" and doc == Calibration.load(path).model_dump(mode="json")
 
 
 def test_document_load_names_the_file_and_the_field(calib, tmp_path):

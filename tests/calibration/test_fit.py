@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from llmecon.calibration.apply import predict
 from llmecon.calibration.fit import fit_calibration, nnls_relative, predicted_points
 from llmecon.errors import UserError
 from llmecon.records.schema import Run
@@ -112,9 +113,11 @@ def test_fit_unresolved_terms_sit_at_their_bound_with_a_warning(plant):
     # all overhead: 5 ms whatever the work (a tiny model on a CPU); F/P is at most 0.05 ms here
     frame = plant.frame(phases=("prefill",), batches=(1, 2, 4), seqs=(8, 16), noise=0.0, peak=1e15)
     frame["step_time_s"] = 5e-3
-    f = _fit(fit_calibration(frame), "prefill")
+    calib = fit_calibration(frame)
+    f = _fit(calib, "prefill")
     assert f.eta_compute == 1.0 and f.t0_s == pytest.approx(5e-3, rel=0.02)
     assert any("eta_compute is at its bound" in w for w in f.warnings)
+    assert predict(calib, "Synthetic CPU", "fp16", "prefill", 1e6)[1] == "overhead-bound"
 
 
 def test_fit_one_fit_per_hardware(plant):

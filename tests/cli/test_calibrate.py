@@ -41,6 +41,9 @@ def test_calibrate_prints_the_fit_and_its_held_out_error(planted):
     # 1 % jitter on the samples: a working fit predicts held-out shapes within a few percent
     for f in calib.fits:
         assert f.heldout.median_rel_error < 0.02 and f.heldout.max_rel_error < 0.05, f.key
+    # the run's run.json reaches the calibration's provenance
+    assert calib.provenance.run_ids == [planted["run"].name]
+    assert calib.provenance.environments[planted["run"].name]["python"] == "3.11"
     as_json = _invoke("calibrate", planted["run"], "-o", planted["path"].with_name("again.json"), "--json")
     assert as_json.exit_code == 0 and json.loads(as_json.stdout)["flop_convention"] == "executed"
 
@@ -152,6 +155,7 @@ def test_calibrate_real_cpu_bench_fits_or_refuses_by_name(cpu_bench, tmp_path):
     for f in calib.fits:
         assert f.peak_flops_source == "measured_ceiling" and f.hardware_id is None
         assert 0 < f.eta_compute <= 1 and f.t0_s >= 0
+        assert 0 <= f.heldout.median_rel_error <= f.heldout.max_rel_error
         assert f.forced == (f.heldout.median_rel_error > 0.5)
         print(f"{f.phase}: held-out median {f.heldout.median_rel_error:.1%}, max {f.heldout.max_rel_error:.1%}, "
               f"eta_c {f.eta_compute:.3g}, t0 {f.t0_s * 1e3:.3g} ms")

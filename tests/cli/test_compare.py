@@ -33,7 +33,9 @@ def test_cli_compare_exit_codes(tmp_path, plant):
     ok = runner.invoke(main, ["compare", str(base), str(like)])
     assert ok.exit_code == 0, ok.output
     assert "no regression" in ok.output and "8 configuration(s) matched" in ok.output.replace("\n", " ")
-    bad = runner.invoke(main, ["compare", str(base), str(slow), "--max-drop", "10%",
+    assert slow.parent == tmp_path / "slow"
+    # folders of runs, as well as run folders
+    bad = runner.invoke(main, ["compare", str(tmp_path / "base"), str(tmp_path / "slow"), "--max-drop", "10%",
                                "--json"])
     assert bad.exit_code == 1
     doc = json.loads(bad.output)
@@ -41,6 +43,13 @@ def test_cli_compare_exit_codes(tmp_path, plant):
     missing = runner.invoke(main, ["compare", str(base), str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "llmecon: error:" in missing.output
     assert runner.invoke(main, ["compare", str(base), str(like), "--max-drop", "lots"]).exit_code == 2
+
+
+@pytest.mark.parametrize("bad", ["five", "-1%", "150%", "nan"])
+def test_cli_compare_refuses_a_bad_max_drop_naming_the_option(tmp_path, plant, bad):
+    run = plant.planted_run(tmp_path / "base", dtype="fp32", **SMALL)
+    res = CliRunner().invoke(main, ["compare", str(run), str(run), "--max-drop", bad])
+    assert res.exit_code == 2 and "--max-drop" in res.output and res.output.count("\n") == 1, res.output
 
 
 # ---- real runs: the tiny model's bench, the same run twice, then the same run on a shared core ----------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from click.testing import CliRunner
 
@@ -25,6 +27,32 @@ def test_report_cli_writes_the_page_and_says_where(planted, tmp_path):
     page = (tmp_path / "r" / "index.html").read_text()
     assert "<title>Planted</title>" in page and "cheapest <b>spot</b> offer" in page
     assert "data-figure='costs'" in page and "data-figure='measured_vs_predicted'" in page
+
+
+def _offers_priced(page: str) -> list[tuple[str, str, str]]:
+    """(accelerator, offer, term, $ per accelerator-hour) of every row of the page's cost tables."""
+    section = page.split("<section id='costs'>", 1)[1].split("</section>", 1)[0]
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+            for body in re.findall(r"<tbody>(.*?)</tbody>", section, re.S)
+            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)]
+    return [(cells[0], cells[1], cells[2], cells[3]) for cells in rows]
+
+
+def test_report_cli_term_changes_the_offers_priced_and_every_row_says_its_term(planted, tmp_path):
+    root, _run = planted
+    pages = {}
+    for term in ("on_demand", "1yr", "spot"):
+        res = CliRunner().invoke(main, ["report", str(root / "runs"), "--calibration", str(root / "c.json"), "-o",
+                                        str(tmp_path / term), "--term", term])
+        assert res.exit_code == 0, res.output
+        pages[term] = _offers_priced((tmp_path / term / "index.html").read_text())
+    assert pages["on_demand"] and pages["1yr"] and pages["spot"]
+    assert {row[2] for row in pages["on_demand"]} == {"on-demand"}
+    assert {row[2] for row in pages["1yr"]} == {"1-year"}
+    assert {row[2] for row in pages["spot"]} == {"spot"}
+    # another term prices other offers: other prices per accelerator-hour (1-year and spot offers are cheaper)
+    hourly = {term: {(a, h) for a, _o, _t, h in rows} for term, rows in pages.items()}
+    assert hourly["1yr"] != hourly["on_demand"] and hourly["spot"] != hourly["on_demand"]
 
 
 def test_report_cli_without_calibration(planted, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 
 from llmecon.calibration.fit import fit_calibration
 from llmecon.costmodel.hardware import get_accelerator
-from llmecon.costmodel.prices import Price, load_prices
+from llmecon.costmodel.prices import Price, load_prices, parse_term
 from llmecon.errors import UserError
 from llmecon.estimate.costs import COLUMNS, cheapest_offers, cost_rows, cost_table, reference_workload, wide
 
@@ -82,3 +82,24 @@ def test_costs_wide_puts_prefill_and_decode_side_by_side(cpu_calib):
     decode = costs[costs.phase == "decode"].set_index("accelerator_id")["usd_per_1m_tokens"]
     assert table.set_index("accelerator_id")["usd_per_1m_decode_tokens"].to_dict() == pytest.approx(decode.to_dict())
     assert list(table["usd_per_1m_decode_tokens"]) == sorted(table["usd_per_1m_decode_tokens"])
+
+
+@pytest.mark.parametrize("term", ["on_demand", "spot", "1yr"])
+def test_costs_table_prices_only_the_cheapest_offer_of_the_asked_term(cpu_calib, term):
+    """--term picks which offers are priced: every row is an offer of that term, the cheapest of that term for its
+    accelerator, and says its term."""
+    costs, _ = cost_table(cpu_calib, ["tiny"], term=term)
+    term_id = parse_term(term)
+    offers = [p for p in load_prices() if p.term == term_id]
+    assert len(costs) and set(costs["term"]) == {term_id}
+    by_id = {p.id: p for p in offers}
+    assert set(costs["price_id"]) <= set(by_id)               # no offer of another term is priced
+    cheapest = {}
+    for p in offers:
+        cheapest[p.accelerator_id] = min(cheapest.get(p.accelerator_id, float("inf")), p.usd_per_accelerator_hour)
+    for row in costs.itertuples():
+        assert by_id[row.price_id].accelerator_id == row.accelerator_id
+        assert row.usd_per_accelerator_hour == cheapest[row.accelerator_id], row.price_id
+    # every accelerator with an offer of that term (and a datasheet peak to transfer to) has its rows
+    assert costs.groupby("accelerator_id")["phase"].apply(set).map(len).eq(2).all()
+

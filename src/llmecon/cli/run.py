@@ -47,7 +47,7 @@ def run(out_dir, device, term, quiet) -> None:
     if job.calibration is not None:
         print_calibration(job.calibration)
         if job.costs is not None and len(job.costs):
-            print_costs(wide(job.costs), ", ".join(job.calibration.measured_on()), term)
+            print_costs(wide(job.costs), ", ".join(job.calibration.measured_on()), job.term)
         else:
             click.echo("No cost table: " + ("; ".join(job.cost_notes[:3]) or "no price could be applied"))
         for note in job.cost_notes:

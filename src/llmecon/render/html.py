@@ -85,6 +85,7 @@ def render_report(inputs: ReportInputs) -> str:
 def write_report(inputs: ReportInputs, out_dir: str | os.PathLike) -> Path:
     """Write ``out_dir/index.html`` atomically; returns its path."""
     path = Path(out_dir) / "index.html"
-    if path.parent.exists() and not path.parent.is_dir():
-        raise UserError(f"cannot write the report to {path.parent}: not a folder")
+    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:  # the folder, or a folder above it, is a file
+        raise UserError(f"cannot write the report to {path.parent}: {blocked} is not a folder")
     return atomic_write_text(path, render_report(inputs))
