@@ -7,7 +7,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from llmecon.calibration.fit import fit_calibration
 from llmecon.cli import main
+from llmecon.estimate.article import article
 
 
 def run(args):
@@ -32,3 +34,27 @@ def test_cli_article_human_output_labels_figures():
         assert text in result.stdout, text
     # written to a pipe (as here), nothing is cropped to fit 80 columns
     assert "…" not in result.stdout and "$2.402 / accelerator-hour" in result.stdout
+
+
+def test_cli_article_json_is_the_library_dict():
+    result = run(["article", "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == json.loads(json.dumps(article()))
+
+
+def _one_line_error(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("llmecon: error: "), result.stderr
+    return lines[0]
+
+
+def test_cli_article_transfer_without_calibration_names_the_options():
+    line = _one_line_error(run(["article", "--transfer"]))
+    assert "--transfer only applies with --calibration" in line and "transfer=True" not in line
+
+
+def test_cli_article_calibration_from_elsewhere_asks_for_transfer_option(plant, tmp_path):
+    path = fit_calibration(plant.report_frame()).save(tmp_path / "calibration.json")   # a CPU calibration
+    line = _one_line_error(run(["article", "--calibration", str(path)]))
+    assert "need --transfer" in line and "transfer=True" not in line

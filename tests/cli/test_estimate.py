@@ -1,18 +1,23 @@
-"""`llmecon estimate inference|training`: JSON keys, the printed tables, errors in one line, speed."""
+"""`llmecon estimate inference|training`: options reach the library (--json prints its dict), the printed
+tables, the help's examples, errors in one line, speed. The numbers themselves: tests/estimate/."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import subprocess
 import sys
 
+import click
 import pytest
 from click.testing import CliRunner
 
+from llmecon.calibration.fit import fit_calibration
 from llmecon.cli import main
-from llmecon.costmodel import estimate as est
-from llmecon.costmodel.presets import load_model_shape
+from llmecon.estimate.inference import estimate_inference
+from llmecon.estimate.training import estimate_training
+from llmecon.vocab import CONVENTIONS, DTYPES
 
 INFER = ["estimate", "inference", "--model", "gpt3-175b", "--hardware", "a100-sxm4-40gb"]
 TRAIN = ["estimate", "training", "--model", "gpt3-175b", "--hardware", "tpu-v4"]
@@ -36,43 +41,79 @@ def assert_user_error(args, pattern):
     assert len(lines) == 1 and lines[0].startswith("llmecon: error: "), result.stderr
     assert re.search(pattern, lines[0]), lines[0]
     assert "Traceback" not in result.output + result.stderr
+    assert "transfer=True" not in lines[0]          # errors name CLI options, never the Python keyword
     return lines[0]
 
 
-# --- inference -------------------------------------------------------------------------------------
+def as_json(payload: dict):
+    return json.loads(json.dumps(payload))
+
+
+# --- --json is the library's dict ---------------------------------------------------------------
+
+@pytest.mark.parametrize("args, call", [
+    (INFER + ["--price", P4D, "--mfu", "0.213"],
+     lambda: estimate_inference("gpt3-175b", hardware="a100-sxm4-40gb", price=P4D, mfu="0.213")),
+    (["estimate", "inference", "--model", "llama-3-8b", "--hardware", "h100-sxm", "--usd-per-hour", "3", "--mfu",
+      "0.4", "--usd-per-kwh", "0.08", "--pue", "1.1", "--context-len", "4096", "--convention", "causal", "--dtype",
+      "fp8"],
+     lambda: estimate_inference("llama-3-8b", hardware="h100-sxm", usd_per_hour="3", mfu="0.4", usd_per_kwh="0.08",
+                                pue="1.1", context_len="4096", convention="causal", dtype="fp8")),
+    (TRAIN + ["--tokens", "300B", "--usd-per-hour", "2.03", "--mfu", "0.462", "--num-accelerators", "4096"],
+     lambda: estimate_training("gpt3-175b", tokens="300B", hardware="tpu-v4", usd_per_hour="2.03", mfu="0.462",
+                               num_accelerators="4096")),
+    (TRAIN + ["--tokens", "1T", "--usd-per-hour", "2", "--mfu", ".4", "--usd-per-kwh", ".1", "--tdp-w", "192",
+              "--seq-len", "4096", "--bytes-per-param", "16", "--convention", "non_embedding"],
+     lambda: estimate_training("gpt3-175b", tokens="1T", hardware="tpu-v4", usd_per_hour="2", mfu=".4",
+                               usd_per_kwh=".1", tdp_w="192", seq_len="4096", bytes_per_param="16",
+                               convention="non_embedding")),
+    (["estimate", "training", "--model", "chinchilla-70b", "--hardware", "tpu-v4", "--usd-per-hour", "2.03", "--mfu",
+      "0.462"],
+     lambda: estimate_training("chinchilla-70b", hardware="tpu-v4", usd_per_hour="2.03", mfu="0.462")),
+])
+def test_cli_estimate_json_is_the_library_dict(args, call):
+    assert run_json(args) == as_json(call())
+
 
 def test_cli_estimate_inference_json_article_gpt3_on_p4d():
-    # docs/article.md §3.3: $0.0035 per 1K tokens on p4d at 21.3%. The preset's N is the real shape's
-    # (174.6B, not the article's round 175B), so the CLI gives $0.00351 vs the article model's $0.003515.
+    # docs/article.md §3.3: $0.0035 per 1K tokens on p4d at 21.3% (the checks of each number: tests/estimate/)
     out = run_json(INFER + ["--price", P4D, "--mfu", "0.213"])
-    assert {"usd_per_1k_tokens", "usd_per_1m_tokens", "seconds_per_1k_tokens", "tokens_per_s_per_accelerator",
-            "flops_per_token", "peak_flops_per_s", "mfu", "usd_per_accelerator_hour", "price"} <= set(out)
-    assert out["usd_per_accelerator_hour"] == pytest.approx(19.22 / 8)  # instance price / 8 A100s
-    assert out["price"]["price_id"] == P4D and out["price"]["accelerators_per_instance"] == 8
-    shape = load_model_shape("gpt3-175b")
-    assert out["flops_per_token"] == pytest.approx(2 * shape.params_total, rel=1e-12)
-    ref = est.inference_cost(out["flops_per_token"], 312e12, 0.213, 19.22 / 8)
-    assert out["usd_per_1k_tokens"] == pytest.approx(ref["usd_per_1k_tokens"], rel=1e-12)
-    assert out["usd_per_1k_tokens"] == pytest.approx(0.0035, rel=0.01)
-    assert out["mfu_source"] == "flat --mfu"
+    assert out["usd_per_1k_tokens"] == pytest.approx(0.0035, rel=0.01) and out["mfu_source"] == "flat --mfu"
 
 
-def test_cli_estimate_inference_usd_per_hour_is_per_accelerator():
-    a = run_json(INFER + ["--usd-per-hour", "2.4025", "--mfu", "0.213"])
-    b = run_json(INFER + ["--price", P4D, "--mfu", "0.213"])
-    assert a["usd_per_1k_tokens"] == pytest.approx(b["usd_per_1k_tokens"], rel=1e-12)
+def test_cli_estimate_training_json_gpt3_on_tpu_v4():
+    # docs/article.md §3.4: GPT-3 on 4,096 TPU v4 at 46.2 % and $2.03 per chip-hour: $1.4M
+    out = run_json(TRAIN + ["--tokens", "300B", "--usd-per-hour", "2.03", "--mfu", "0.462", "--num-accelerators",
+                            "4096"])
+    assert out["usd_total"] == pytest.approx(1.4e6, rel=0.01) and out["num_accelerators"] == 4096
 
 
-def test_cli_estimate_inference_energy_columns():
-    out = run_json(["estimate", "inference", "--model", "llama-3-8b", "--hardware", "h100-sxm", "--usd-per-hour",
-                    "3", "--mfu", "0.4", "--usd-per-kwh", "0.08", "--pue", "1.1"])
-    hours = out["seconds_per_1k_tokens"] / 3600
-    assert out["kwh_per_1k_tokens"] == pytest.approx(hours * 0.700 * 1.1, rel=1e-12)
-    assert out["usd_energy_per_1k_tokens"] == pytest.approx(out["kwh_per_1k_tokens"] * 0.08, rel=1e-12)
-    assert out["energy"]["tdp_source"] == "hardware sheet TDP"
-    assert "kwh_per_1k_tokens" not in run_json(["estimate", "inference", "--model", "llama-3-8b", "--hardware",
-                                                "h100-sxm", "--usd-per-hour", "3", "--mfu", "0.4"])
+def test_cli_estimate_accepts_percentages_for_mfu():
+    assert run_json(INFER + ["--price", P4D, "--mfu", "21.3%"]) == run_json(INFER + ["--price", P4D, "--mfu", "0.213"])
 
+
+def test_cli_estimate_training_accepts_percentages_for_mfu():
+    args = TRAIN + ["--tokens", "300B", "--usd-per-hour", "2.03"]
+    assert run_json(args + ["--mfu", "46.2%"]) == run_json(args + ["--mfu", "0.462"])
+
+
+@pytest.mark.parametrize("args", [INFER + ["--price", P4D, "--mfu", "0.213"],
+                                  TRAIN + ["--tokens", "1T", "--usd-per-hour", "2", "--mfu", ".4"]])
+def test_cli_estimate_flat_dtype_defaults_to_bf16(args):
+    out = run_json(args)
+    assert (out["dtype"], out["dtype_source"]) == ("bf16", "default")
+    assert "dense bf16" in run(args).stdout
+
+
+def test_cli_estimate_choices_are_the_vocabulary():
+    for sub in ("inference", "training"):
+        params = {p.name: p for p in importlib.import_module("llmecon.cli.estimate").COMMAND.commands[sub].params}
+        assert isinstance(params["dtype"].type, click.Choice) and tuple(params["dtype"].type.choices) == DTYPES
+        assert tuple(params["convention"].type.choices) == CONVENTIONS
+        assert params["dtype"].default is None        # no fixed default: bf16 flat, the calibration's otherwise
+
+
+# --- the printed tables ---------------------------------------------------------------------------
 
 def test_cli_estimate_inference_human_output_shows_inputs_formula_result():
     result = run(INFER + ["--price", P4D, "--mfu", "0.213"])
@@ -87,41 +128,46 @@ def test_cli_estimate_inference_human_output_shows_inputs_formula_result():
     assert beyond.exit_code == 0 and "max_position_embeddings 2,048" in beyond.stdout
 
 
-# --- training --------------------------------------------------------------------------------------
-
-def test_cli_estimate_training_json_gpt3_on_tpu_v4():
-    # docs/article.md §3.4: ~688,705 chip-hours, $1.4M (article N = 175e9; the preset's N is 174.6B).
-    out = run_json(TRAIN + ["--tokens", "300B", "--usd-per-hour", "2.03", "--mfu", "0.462",
-                            "--num-accelerators", "4096"])
-    assert {"usd_total", "accelerator_hours", "wall_clock_days", "min_accelerators_for_state", "flops_total",
-            "state_bytes", "tokens"} <= set(out)
-    n = load_model_shape("gpt3-175b").params_total
-    assert out["flops_total"] == pytest.approx(6 * n * 300e9, rel=1e-12)
-    assert out["accelerator_hours"] == pytest.approx(6 * n * 300e9 / (275e12 * 0.462) / 3600, rel=1e-12)
-    assert out["usd_total"] == pytest.approx(1.4e6, rel=0.01)
-    assert out["wall_clock_days"] == pytest.approx(out["accelerator_hours"] / 4096 / 24, rel=1e-12)
-    assert out["state_bytes"] == pytest.approx(20 * n)
-    assert out["min_accelerators_for_state"] == -(-out["state_bytes"] // out["memory_bytes_per_accelerator"])
+def test_cli_estimate_flat_numbers_share_one_formatter():
+    """Flat and calibrated tables print plain numbers alike: thousands separators, else 4 significant digits."""
+    out = run(TRAIN + ["--tokens", "300B", "--usd-per-hour", "2.03", "--mfu", "46.2%", "--num-accelerators", "4096"])
+    assert "│ 687,148" in out.stdout or "687,148 " in out.stdout
+    assert re.search(r"wall-clock days on 4,096\s+│\s+6\.99\b", out.stdout), out.stdout
 
 
-@pytest.mark.parametrize("tokens", ["300e9", "300B", "0.3T", "300_000_000_000", "300000M", "3e11"])
-def test_cli_estimate_training_token_forms(tokens):
-    out = run_json(TRAIN + ["--tokens", tokens, "--usd-per-hour", "2.03", "--mfu", "0.462"])
-    assert out["tokens"] == pytest.approx(300e9, rel=1e-12)
+@pytest.mark.parametrize("sub", ["inference", "training"])
+def test_cli_estimate_help_shows_an_example(sub):
+    result = run(["estimate", sub, "--help"])
+    assert result.exit_code == 0
+    examples = [line.strip() for line in result.output.split("Options:")[0].splitlines()
+                if line.strip().startswith(f"llmecon estimate {sub} ")]
+    assert examples, result.output
+    assert all("--model" in line for line in examples)
 
 
-def test_cli_estimate_training_tokens_default_to_the_preset():
-    out = run_json(["estimate", "training", "--model", "chinchilla-70b", "--hardware", "tpu-v4", "--usd-per-hour",
-                    "2.03", "--mfu", "0.462"])
-    assert out["tokens"] == pytest.approx(1.4e12) and out["tokens_source"] == "preset"
+# --- with a calibration: the dtype is the calibration's and --transfer is named ---------------------
+
+@pytest.fixture
+def calibration_file(plant, tmp_path):
+    """A calibration of a planted H200 in bf16 (prefill, decode and train fits)."""
+    return fit_calibration(plant.frame(hardware_id="h200", dtype="bf16")).save(tmp_path / "calibration.json")
 
 
-def test_cli_estimate_training_energy_needs_a_tdp():
-    assert_user_error(TRAIN + ["--tokens", "1T", "--usd-per-hour", "2", "--mfu", ".4", "--usd-per-kwh", ".1"],
-                      "no TDP for tpu-v4.*--tdp-w")
-    out = run_json(TRAIN + ["--tokens", "1T", "--usd-per-hour", "2", "--mfu", ".4", "--usd-per-kwh", ".1",
-                            "--tdp-w", "192"])
-    assert out["kwh"] == pytest.approx(out["accelerator_hours"] * 0.192, rel=1e-12)
+def test_cli_estimate_calibrated_dtype_is_the_calibrations_and_said_so(calibration_file):
+    result = run(["estimate", "inference", "--model", "tiny", "--calibration", str(calibration_file),
+                  "--usd-per-hour", "2"])
+    assert result.exit_code == 0, result.output
+    assert "dtype bf16: the calibration's" in result.stdout
+
+
+def test_cli_estimate_calibration_elsewhere_asks_for_the_option_not_the_keyword(calibration_file):
+    line = assert_user_error(["estimate", "inference", "--model", "tiny", "--calibration", str(calibration_file),
+                              "--hardware", "h100-sxm", "--usd-per-hour", "2"], "needs --transfer")
+    assert "transfer=True" not in line
+    line = assert_user_error(["estimate", "training", "--model", "tiny", "--tokens", "1B", "--calibration",
+                              str(calibration_file), "--hardware", "h100-sxm", "--usd-per-hour", "2"],
+                             "needs --transfer")
+    assert "transfer=True" not in line
 
 
 # --- bad input: one line, exit 2 -------------------------------------------------------------------
@@ -180,6 +226,14 @@ def test_cli_estimate_inference_bad_input(extra, pattern):
      "--tokens is required"),
     (TRAIN + ["--tokens", "1T", "--usd-per-hour", "2", "--mfu", ".4", "--batch-size", "-1"],
      "--batch-size must be > 0"),
+    (TRAIN + ["--tokens", "1T", "--usd-per-hour", "2", "--mfu", ".4", "--usd-per-kwh", ".1"], "no TDP for tpu-v4.*--tdp-w"),
+    (TRAIN + ["--tokens", "1T", "--usd-per-hour", "2"], "--mfu is required"),
+    (TRAIN + ["--tokens", "1T", "--usd-per-hour", "2", "--mfu", ".4", "--transfer"],
+     "--transfer only applies with --calibration"),
+    # click's own usage errors are one line too
+    (INFER + ["--usd-per-hour", "2", "--mfu", ".3", "--dtype", "fp4"], "Invalid value for '--dtype'"),
+    (INFER + ["--usd-per-hour", "2", "--mfu", ".3", "--phase", "train"], "Invalid value for '--phase'"),
+    (["estimate", "inference", "--hardware", "h100-sxm"], "Missing option '--model'"),
 ])
 def test_cli_estimate_bad_input_one_line_exit_2(args, pattern):
     assert_user_error(args, pattern)
@@ -198,13 +252,3 @@ def test_cli_estimate_imports_nothing_heavy():
     assert not heavy, heavy
     assert json.loads(proc.stdout)["usd_per_1k_tokens"] > 0
 
-
-def test_cli_estimate_accepts_percentages_for_mfu():
-    assert run_json(INFER + ["--price", P4D, "--mfu", "21.3%"]) == run_json(INFER + ["--price", P4D, "--mfu", "0.213"])
-
-
-def test_cli_estimate_flat_numbers_share_one_formatter():
-    """Flat and calibrated tables print plain numbers alike: thousands separators, else 4 significant digits."""
-    out = run(TRAIN + ["--tokens", "300B", "--usd-per-hour", "2.03", "--mfu", "46.2%", "--num-accelerators", "4096"])
-    assert "│ 687,148" in out.stdout or "687,148 " in out.stdout
-    assert re.search(r"wall-clock days on 4,096\s+│\s+6\.99\b", out.stdout), out.stdout

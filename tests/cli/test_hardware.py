@@ -59,8 +59,8 @@ def test_cli_hardware_table():
     "args, text",
     [
         (["--id", "h20"], "unknown accelerator 'h20'"),
-        (["--dtype", "bf32"], "unknown dtype 'bf32'"),
-        (["--vendor", "intel"], "unknown vendor 'intel'"),
+        (["--dtype", "bf32"], "unknown --dtype 'bf32'"),
+        (["--vendor", "intel"], "unknown --vendor 'intel'"),
         (["--hardware-sheet", "/nonexistent/hw.csv"], "sheet not found"),
     ],
 )
@@ -74,3 +74,19 @@ def test_cli_hardware_user_sheet(tmp_path):
     path = write(tmp_path, [HEADER] + GOOD_ROWS)
     data = json.loads(run("hardware", "--hardware-sheet", str(path), "--id", "h20", "--json").stdout)
     assert data[0]["peak_flops_per_s"] == {"bf16": 148e12}
+
+
+def test_cli_hardware_no_match_says_so():
+    result = run("hardware", "--id", "tpu-v4", "--vendor", "nvidia")
+    assert result.exit_code == 0 and "No accelerator matches these filters." in result.stdout
+    assert json.loads(run("hardware", "--id", "tpu-v4", "--vendor", "nvidia", "--json").stdout) == []
+
+
+def test_cli_hardware_dtype_filter_shows_only_that_column():
+    result = run("hardware", "--dtype", "fp8")
+    assert "fp8 TFLOP/s" in result.stdout and "bf16 TFLOP/s" not in result.stdout
+
+
+def test_cli_hardware_marks_disputed_figures():
+    result = run("hardware", "--id", "a10g")
+    assert "⚠" in result.stdout and "sources disagree" in result.stdout

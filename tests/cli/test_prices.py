@@ -66,3 +66,20 @@ def test_cli_prices_user_sheets(tmp_path):
     path = write(tmp_path, [HEADER, GOOD])
     data = json.loads(run("prices", "--price-sheet", str(path), "--provider", "acme", "--json").stdout)
     assert [p["id"] for p in data] == ["my-h100-od-2026"]
+
+
+@pytest.mark.parametrize("typed", ["1yr", "1_year", "1-year"])
+def test_cli_prices_term_takes_the_usual_spellings(typed):
+    data = json.loads(run("prices", "--accelerator", "tpu-v4", "--term", typed, "--json").stdout)
+    assert [(p["id"], p["term"]) for p in data] == [("gcp-tpu-v4-1yr-2023", "1_year")]
+
+
+def test_cli_prices_no_match_says_so():
+    result = run("prices", "--id", "aws-p4d.24xlarge-1yr-2023", "--term", "spot")
+    assert result.exit_code == 0 and "No price matches these filters." in result.stdout
+    assert json.loads(run("prices", "--id", "aws-p4d.24xlarge-1yr-2023", "--term", "spot", "--json").stdout) == []
+
+
+def test_cli_prices_table_shows_per_accelerator_hour():
+    result = run("prices", "--id", "aws-p4d.24xlarge-1yr-2023")
+    assert "$19.22" in result.stdout and "$2.40" in result.stdout and "1_year" in result.stdout

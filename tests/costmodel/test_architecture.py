@@ -128,6 +128,12 @@ def test_arch_tiny_runs_forward_backward_fast_on_cpu(build_hf):
     assert count_params(model) == shape.params_total
 
 
+def test_arch_preset_hf_config_is_a_transformers_config():
+    """A preset's hf_config is what transformers builds the model from (the parity tests rely on it)."""
+    conf = transformers.AutoConfig.for_model(**load_model_shape("llama-3.2-1b").hf_config)
+    assert (conf.model_type, conf.num_hidden_layers, conf.hidden_size) == ("llama", 16, 2048)
+
+
 # ---- loading and bad input --------------------------------------------------------------------
 
 
@@ -158,7 +164,7 @@ def test_arch_malformed_configs_are_user_errors(cfg, message):
 
 
 @pytest.mark.slow
-def test_costmodel_imports_neither_torch_nor_transformers():
+def test_arch_costmodel_imports_neither_torch_nor_transformers():
     code = ("import sys, llmecon.costmodel.presets, llmecon.costmodel.flops, llmecon.costmodel.memory; "
             "llmecon.costmodel.presets.load_model_shape('mixtral-8x7b'); "
             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")

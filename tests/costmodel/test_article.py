@@ -177,7 +177,7 @@ def test_article_to_dict_is_strict_json_with_raw_values(rep):
 
 # --- parameters (docs/article.md §2) -----------------------------------------------------------------
 
-def test_article_parameters_match_numbers_md_section_2():
+def test_article_parameters_match_article_md_section_2():
     p = {k: v.value for k, v in load_article_params().items()}
     assert p["gpt3_params"] == 175e9 and p["gpt3_training_tokens"] == 300e9
     assert p["palm_params"] == 540e9 and p["palm_training_tokens"] == 780e9

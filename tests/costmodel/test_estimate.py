@@ -69,6 +69,44 @@ def test_estimate_energy_from_tdp():
     assert est.energy_cost(100, 700, 0, 1.0)["usd_energy"] == 0  # free electricity is allowed
 
 
+# --- achieved utilization: the inverse of the framework ---------------------------------------------
+
+def test_estimate_achieved_utilization_inverts_accelerator_seconds():
+    # docs/article.md §3.3: 3.5e14 FLOPs per 1K tokens at 312e12 x 0.213 take 5.267 s; so that step's MFU is 0.213
+    seconds = est.accelerator_seconds(2 * GPT3_N * 1e3, A100_PEAK, 0.213)
+    assert seconds == pytest.approx(5.267, abs=5e-4)
+    assert est.achieved_utilization(2 * GPT3_N * 1e3, seconds, A100_PEAK) == pytest.approx(0.213, rel=1e-12)
+
+
+def test_estimate_achieved_utilization_of_bytes_is_bandwidth_use():
+    # 16 GB read in 8 ms from a 3.35 TB/s HBM: 16e9 / (8e-3 x 3.35e12) = 59.7 %
+    assert est.achieved_utilization(16e9, 8e-3, 3.35e12) == pytest.approx(0.5970, abs=1e-4)
+
+
+def test_estimate_achieved_utilization_works_on_arrays():
+    work = np.array([1e12, 2e12, 4e12])
+    out = est.achieved_utilization(work, np.array([1.0, 1.0, 2.0]), 1e13)
+    assert np.allclose(out, [0.1, 0.2, 0.2])
+
+
+@pytest.mark.parametrize("value", [1e-9, 0.213, 1, 1.0])
+def test_estimate_utilization_problem_accepts_the_unit_interval(value):
+    assert est.utilization_problem(value) is None
+
+
+@pytest.mark.parametrize("value, problem", [
+    (None, "not a number"), (float("nan"), "not a number"), ("0.5", "not a number"), (True, "not a number"),
+    (0, "0 is outside (0, 1]"), (-0.2, "-0.2 is outside (0, 1]"), (1.5, "1.5 is outside (0, 1]"),
+    (float("inf"), "inf is outside (0, 1]"), (1.0000001, "1.0000001 is outside (0, 1]"),
+])
+def test_estimate_utilization_problem_says_why(value, problem):
+    assert est.utilization_problem(value) == problem
+
+
+def test_estimate_utilization_problem_refuses_just_above_one():
+    assert est.utilization_problem(1.0000001) is not None
+
+
 # --- validation ----------------------------------------------------------------------------------
 
 GOOD_INFERENCE = dict(flops_per_token=3.5e11, peak_flops_per_s=312e12, mfu=0.213, usd_per_accelerator_hour=2.4)
@@ -219,6 +257,7 @@ def test_estimate_grid_scales_to_many_rows_quickly():
 
 # --- import hygiene ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_estimate_costmodel_imports_neither_torch_nor_transformers():
     code = ("import sys, llmecon.costmodel.estimate, llmecon.costmodel.article, llmecon.costmodel.architecture, "
             "llmecon.costmodel.flops, llmecon.costmodel.memory, llmecon.costmodel.hardware, "

@@ -1,4 +1,5 @@
-"""The accelerator sheet: every row valid, exact device-name matching, malformed user sheets, `llmecon hardware`."""
+"""The accelerator sheet: every row valid, exact device-name matching, malformed user sheets, and `select`, the
+filtering `llmecon hardware` does."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ import pytest
 
 from llmecon.costmodel.hardware import (
     COLUMNS,
-    DTYPES,
     HARDWARE_SHEET,
     Accelerator,
     get_accelerator,
     load_hardware,
     match_device_name,
     normalize_device_name,
+    select,
 )
 from llmecon.errors import UserError
+from llmecon.vocab import DTYPES
 
 REQUIRED_IDS = [
     "v100-sxm2-16gb", "v100-sxm2-32gb", "v100-pcie-16gb", "v100-pcie-32gb", "t4", "a10g", "l4", "l40s",
@@ -289,3 +291,50 @@ def test_hardware_bad_encoding_names_the_line(tmp_path):
     with pytest.raises(UserError, match=r"line 5: not UTF-8") as err:
         load_hardware([path])
     assert str(path) in str(err.value)
+
+
+# ---------------------------------------------------------------- select: the filtering of `llmecon hardware`
+
+
+def test_hardware_select_without_filters_is_the_whole_sheet_in_order():
+    assert [a.id for a in select()] == list(load_hardware())
+    assert set(REQUIRED_IDS) <= {a.id for a in select()}
+
+
+def test_hardware_select_by_dtype_keeps_only_accelerators_with_that_dense_peak():
+    fp8 = select(dtype="fp8")
+    assert {a.id for a in fp8} >= {"h100-sxm", "h200", "l4", "mi300x"}
+    assert all(a.peak("fp8") is not None for a in fp8)
+    assert not any(a.id.startswith(("a100", "v100", "tpu")) for a in fp8)
+
+
+def test_hardware_select_by_vendor_ignores_case():
+    assert {a.id for a in select(vendor="GOOGLE")} == {"tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e"}
+
+
+def test_hardware_select_by_id_gives_that_one_accelerator():
+    one = select(hw_id="a100-pcie-80gb")
+    assert [a.id for a in one] == ["a100-pcie-80gb"] and one[0].nvml_names == ("NVIDIA A100 80GB PCIe",)
+
+
+def test_hardware_select_filters_combine():
+    both = select(vendor="nvidia", dtype="bf16")
+    assert "h100-sxm" in {a.id for a in both}
+    assert all(a.vendor == "NVIDIA" and a.peak("bf16") is not None for a in both)
+    assert select(hw_id="tpu-v4", vendor="nvidia") == []
+
+
+def test_hardware_select_reads_a_user_sheet(tmp_path):
+    path = write(tmp_path, [HEADER] + GOOD_ROWS)
+    assert [a.peak_flops_per_s for a in select(hw_id="h20", extra_paths=[path])] == [{"bf16": 148e12}]
+
+
+@pytest.mark.parametrize("filters, message", [
+    ({"hw_id": "h20"}, "unknown accelerator 'h20'"),
+    ({"vendor": "intel"}, "unknown --vendor 'intel'; known: AMD, Google, NVIDIA"),
+    ({"dtype": "bf32"}, "unknown --dtype 'bf32'; known: fp32"),
+])
+def test_hardware_select_refuses_unknown_filters_in_one_line(filters, message):
+    with pytest.raises(UserError, match=message) as err:
+        select(**filters)
+    assert "\n" not in str(err.value)

@@ -36,7 +36,6 @@ def test_presets_load_from_file_folder_dict_and_preset(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 def test_presets_real_hf_config_file_with_extra_keys(build_hf):
     """A config.json as published on the Hub (architectures, torch_dtype, rope_scaling, ...)."""
     path = Path(__file__).parents[1] / "data" / "llama-3.2-1b-config.json"

@@ -1,4 +1,5 @@
-"""The price sheet: the article's prices, every row valid, malformed user sheets, `llmecon prices`."""
+"""The price sheet: the article's prices, every row valid, malformed user sheets, price terms as typed, and
+`select`, the filtering `llmecon prices` does."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import pytest
 
 from llmecon.costmodel.hardware import COLUMNS as HW_COLUMNS
 from llmecon.costmodel.hardware import get_accelerator, load_hardware
-from llmecon.costmodel.prices import COLUMNS, PRICE_SHEET, Price, get_price, load_prices
+from llmecon.costmodel.prices import COLUMNS, PRICE_SHEET, Price, get_price, load_prices, parse_term, select
 from llmecon.errors import UserError
 from llmecon.vocab import PRICE_TERMS as TERMS
+from llmecon.vocab import PRICE_TERM_ALIASES
 
 # a valid user price sheet: one 8 x H100 offer
 HEADER, GOOD = (Path(__file__).parents[1] / "data" / "user_prices.csv").read_text(encoding="utf-8").splitlines()
@@ -164,3 +166,77 @@ def test_prices_empty_and_badly_encoded_sheets(tmp_path):
     bad.write_bytes((HEADER + "\n" + GOOD.replace("acme", "acm\xe9") + "\n").encode("cp1252"))
     with pytest.raises(UserError, match=r"line 2: not UTF-8"):
         load_prices([bad])
+
+
+# ---------------------------------------------------------------- price terms as people type them
+
+
+@pytest.mark.parametrize("typed, term", [
+    ("1yr", "1_year"), ("3yr", "3_year"), ("on-demand", "on_demand"), ("On-Demand", "on_demand"),
+    ("on_demand", "on_demand"), ("1_year", "1_year"), ("3-year", "3_year"), ("spot", "spot"), (" 1YR ", "1_year"),
+])
+def test_prices_parse_term_accepts_the_usual_spellings(typed, term):
+    assert parse_term(typed) == term
+
+
+def test_prices_parse_term_knows_every_alias_and_term():
+    assert {parse_term(t) for t in TERMS} == set(TERMS)
+    assert all(parse_term(alias) == term for alias, term in PRICE_TERM_ALIASES.items())
+
+
+@pytest.mark.parametrize("junk", ["weekly", "", "1", "yr", "on demand!", "reserved"])
+def test_prices_parse_term_refuses_junk_in_one_line_naming_the_terms(junk):
+    with pytest.raises(UserError) as err:
+        parse_term(junk)
+    msg = str(err.value)
+    assert msg.startswith(f"unknown --term {junk!r}; known: on_demand, 1_year, 3_year, spot") and "\n" not in msg
+
+
+# ---------------------------------------------------------------- select: the filtering of `llmecon prices`
+
+
+def test_prices_select_without_filters_is_every_price():
+    assert sorted(p.id for p in select()) == sorted(p.id for p in load_prices())
+
+
+def test_prices_select_orders_by_accelerator_then_term_then_price():
+    order = {hw_id: i for i, hw_id in enumerate(load_hardware())}
+    keys = [(order[p.accelerator_id], TERMS.index(p.term), p.usd_per_accelerator_hour) for p in select()]
+    assert keys == sorted(keys)
+    assert [(p.term, p.usd_per_hour) for p in select(accelerator="tpu-v4", provider="gcp")] == [
+        ("on_demand", 3.22), ("1_year", 2.03), ("3_year", 1.45)]
+
+
+def test_prices_select_by_accelerator_and_typed_term_cheapest_first():
+    h100 = select(accelerator="h100-sxm", term="on-demand")
+    assert h100 and all(p.accelerator_id == "h100-sxm" and p.term == "on_demand" for p in h100)
+    per = [p.usd_per_accelerator_hour for p in h100]
+    assert per == sorted(per)
+
+
+def test_prices_select_by_provider_ignores_case():
+    aws = select(provider="AWS")
+    assert aws and {p.provider for p in aws} == {"aws"}
+
+
+def test_prices_select_by_id_gives_that_one_price():
+    assert select(price_id="aws-p4d.24xlarge-1yr-2023") == [get_price("aws-p4d.24xlarge-1yr-2023")]
+    assert select(price_id="aws-p4d.24xlarge-1yr-2023", term="spot") == []
+
+
+def test_prices_select_reads_user_sheets(tmp_path):
+    path = write(tmp_path, [HEADER, GOOD])
+    assert [p.id for p in select(provider="acme", extra_paths=[path])] == ["my-h100-od-2026"]
+    assert not any(p.provider == "acme" for p in select())          # nothing leaks into later calls
+
+
+@pytest.mark.parametrize("filters, message", [
+    ({"price_id": "nope"}, "unknown price 'nope'"),
+    ({"accelerator": "h20"}, "unknown accelerator 'h20'"),
+    ({"provider": "nope"}, "unknown provider 'nope'; known: aws"),
+    ({"term": "weekly"}, "unknown --term 'weekly'"),
+])
+def test_prices_select_refuses_unknown_filters_in_one_line(filters, message):
+    with pytest.raises(UserError, match=message) as err:
+        select(**filters)
+    assert "\n" not in str(err.value)

@@ -60,7 +60,7 @@ def utilization_problem(value) -> str | None:
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         return "not a number"
     if not 0 < value <= 1:
-        return f"{value:.3g} is outside (0, 1]"
+        return f"{value:.6g} is outside (0, 1]" if abs(value - 1) > 1e-3 else f"{value!r} is outside (0, 1]"
     return None
 
 

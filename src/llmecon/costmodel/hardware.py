@@ -343,10 +343,10 @@ def select(hw_id: str | None = None, vendor: str | None = None, dtype: str | Non
     if vendor is not None:
         vendors = sorted({a.vendor for a in load_hardware(extra_paths).values()}, key=str.lower)
         if vendor.lower() not in {v.lower() for v in vendors}:
-            raise UserError(f"unknown vendor {vendor!r}; known: {', '.join(vendors)}")
+            raise UserError(f"unknown --vendor {vendor!r}; known: {', '.join(vendors)}")
         accelerators = [a for a in accelerators if a.vendor.lower() == vendor.lower()]
     if dtype is not None:
         if dtype not in DTYPES:
-            raise UserError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
+            raise UserError(f"unknown --dtype {dtype!r}; known: {', '.join(DTYPES)}")
         accelerators = [a for a in accelerators if a.peak(dtype) is not None]
     return accelerators
