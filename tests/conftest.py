@@ -68,10 +68,12 @@ class Plant:
                status: str = "ok", reasons=(), batch_size: int = 1, seq_len: int = 512, model: str = "tiny",
                name: str | None = None, energy_j: float | None = None, validity: dict | None = None,
                layers: int | None = None, time_scale: float | None = None, full_flops=None,
-               full_bytes: float | None = None) -> dict:
+               full_bytes: float | None = None, rounds=None, ops: dict | None = None) -> dict:
         """One record as bench writes it, from the real builder; ``flops`` (a number for every convention, or a
         dict), ``bytes_step`` and ``tokens`` replace the cost model's work with planted numbers (None keeps the
-        cost model's); ``full_flops``/``full_bytes`` plant the full model's work when it differs (--layers)."""
+        cost model's); ``full_flops``/``full_bytes`` plant the full model's work when it differs (--layers).
+        ``samples`` is one round's samples; ``rounds`` (a list of sample lists) plants several rounds instead;
+        ``ops`` the record's operator counts."""
         cfg = {"model": model, "phase": phase, "batch_size": batch_size, "seq_len": seq_len,
                "new_tokens": 16 if phase == "decode" else None, "dtype": dtype, "device": "cpu",
                "attn_implementation": "sdpa", "compile": False, "static_cache": False, "layers": layers,
@@ -95,11 +97,15 @@ class Plant:
             rec["work"]["tokens_per_step"] = tokens
         if time_scale is not None:
             rec["model"]["time_scale"] = time_scale
-        samples = list(samples)
+        if ops is not None:
+            rec["work"]["ops"] = ops
         if status in ("ok", "invalid"):
-            rec["timing"] = {"samples_s": samples, "first_call_s": 0.5, "warmup_iters": 3, "n_samples": len(samples),
-                             "total_s": sum(s for s in samples if s is not None and s == s),
-                             "validity": validity or {"valid": status == "ok", "reasons": [], "warnings": []}}
+            verdict = validity or {"valid": status == "ok", "reasons": [], "warnings": []}
+            per_round = [list(r) for r in rounds] if rounds is not None else [list(samples)]
+            rec["timing"] = {"rounds": [{"samples_s": r, "first_call_s": 0.5, "warmup_iters": 3, "n_samples": len(r),
+                                         "total_s": sum(s for s in r if s is not None and s == s),
+                                         "validity": verdict} for r in per_round],
+                             "validity": verdict}
         rec["memory"] = {"peak_bytes": 2.0e9}
         rec["telemetry"] = {"energy_j": energy_j, "mean_power_w": 500.0 if energy_j else None}
         return rec
@@ -116,9 +122,10 @@ class Plant:
     def frame(*, eta_c=0.4, eta_m=0.7, t0=2e-3, peak=1e12, bw=1e11, noise=0.01, seed=0,
               phases=("prefill", "decode", "train"), batches=(1, 2, 4, 8, 16, 32), seqs=(128, 512, 2048),
               hardware_id=None, device_name="Synthetic CPU", dtype="fp16", run_id="run-a", datasheet=False,
-              model="synthetic-100m", iqr=0.02) -> pd.DataFrame:
+              model="synthetic-100m", rounds=5, round_noise=0.02) -> pd.DataFrame:
         """A tidy frame (the loader's columns that calibration and compare read) whose step times follow
-        t = F/(peak·eta_c) + B/(bw·eta_m) + t0, times a log-normal noise factor of relative size ``noise``."""
+        t = F/(peak·eta_c) + B/(bw·eta_m) + t0, times a log-normal noise factor of relative size ``noise``;
+        each row has ``rounds`` round means, log-normal with relative size ``round_noise`` around its t."""
         rng = np.random.default_rng(seed)
         rows = []
         for phase in phases:
@@ -127,13 +134,15 @@ class Plant:
                     F, B, tokens = synthetic_work(phase, b, s)
                     t = F / (peak * eta_c) + (B / (bw * eta_m) if B is not None else 0.0) + t0
                     t *= float(np.exp(rng.normal(0.0, noise))) if noise else 1.0
+                    medians = sorted(float(t * np.exp(rng.normal(0.0, round_noise))) for _ in range(rounds))
                     rows.append({
                         "run_id": run_id, "config_id": f"{phase}-b{b}-s{s}", "model": model, "model_spec": model,
                         "hardware": hardware_id or device_name, "hardware_id": hardware_id,
                         "device_name": device_name, "dtype": dtype, "phase": phase, "status": "ok", "reason": None,
                         "warnings": None, "batch_size": b, "seq_len": s, "new_tokens": 16 if phase == "decode" else 0,
-                        "step_time_s": t, "step_time_iqr_s": iqr * t, "n_samples": 10, "tokens_per_step": tokens,
-                        "tokens_per_s": tokens / t, **{f"flops_per_step_{c}": F for c in CONVENTIONS},
+                        "step_time_s": t, "round_means_s": medians, "n_rounds": rounds,
+                        "step_time_spread": (medians[-1] - medians[0]) / 2 / t if rounds > 1 else None,
+                        "n_samples": 10 * rounds, "tokens_per_step": tokens, "tokens_per_s": tokens / t, **{f"flops_per_step_{c}": F for c in CONVENTIONS},
                         "bytes_per_step": B, "weight_bytes": WEIGHT_BYTES,
                         "peak_flops_per_s": peak if datasheet else None,
                         "ceiling_flops_per_s": None if datasheet else peak,
@@ -162,8 +171,8 @@ class Plant:
                          "model_spec": model, "hardware": hardware_id or device_name, "weight_bytes": 4 * params,
                          "hardware_id": hardware_id, "device_name": device_name, "device_kind": "cpu", "dtype": "fp32",
                          "phase": phase, "status": "ok", "reason": None, "batch_size": b, "seq_len": L,
-                         "new_tokens": 16 if phase == "decode" else None, "step_time_s": t, "step_time_iqr_s": 0.02 * t,
-                         "n_samples": 10, "tokens_per_step": tokens, "tokens_per_s": tokens / t, "bytes_per_step": nbytes,
+                         "new_tokens": 16 if phase == "decode" else None, "step_time_s": t, "round_means_s": [t],
+                         "n_rounds": 1, "n_samples": 10, "tokens_per_step": tokens, "tokens_per_s": tokens / t, "bytes_per_step": nbytes,
                          "peak_flops_per_s": peak, "ceiling_flops_per_s": CEILING, "peak_bytes_per_s": peak_bw,
                          "ceiling_bytes_per_s": CEILING_BW, "peak_memory_bytes": 1e8, "valid": True}
                     for i, c in enumerate(CONVS):
@@ -177,18 +186,19 @@ class Plant:
                     r["bandwidth_util_vs_ceiling"] = nbytes / t / CEILING_BW if nbytes else None
                     rows.append(r)
         frame = pd.DataFrame(rows).reindex(columns=columns())
-        for col in ("batch_size", "seq_len", "new_tokens", "n_samples"):
+        for col in ("batch_size", "seq_len", "new_tokens", "n_rounds", "n_samples"):
             frame[col] = frame[col].astype("Int64")
         frame["valid"] = frame["valid"].fillna(False).astype(bool)
         return frame
 
     @staticmethod
     def planted_run(out_dir, *, slowdown: float = 1.0, jitter: float = 0.01, seed: int = 0, n_samples: int = 9,
-                    failed: tuple = (), **kw) -> Path:
-        """A run folder on disk whose records follow `frame`'s planted model: each record has ``n_samples`` raw
-        samples spread ±jitter around the planted time x slowdown; the configurations listed in ``failed``
-        (frame config ids such as "decode-b8-s128") are written with status "oom"."""
-        frame = Plant.frame(noise=0.0, **kw)
+                    rounds: int = 5, failed: tuple = (), ops: dict | None = None, **kw) -> Path:
+        """A run folder on disk whose records follow `frame`'s planted model: each record has ``rounds`` rounds of
+        ``n_samples`` raw samples spread ±jitter around the planted time x slowdown; the configurations listed in
+        ``failed`` (frame config ids such as "decode-b8-s128") are written with status "oom"; ``ops`` planted as
+        every record's operator counts."""
+        frame = Plant.frame(noise=0.0, rounds=1, **kw)
         hardware_id = kw.get("hardware_id")
         dtype = str(frame["dtype"].iloc[0])
         rng = np.random.default_rng(seed)
@@ -198,9 +208,9 @@ class Plant:
                                                       "copy_bytes_per_s": kw.get("bw", 1e11)}}))
         for r in frame.itertuples():
             t = r.step_time_s * slowdown
-            samples = [float(t * (1 + jitter * x)) for x in rng.uniform(-1, 1, n_samples)]
+            planted = [[float(t * (1 + jitter * x)) for x in rng.uniform(-1, 1, n_samples)] for _ in range(rounds)]
             oom = r.config_id in failed
-            rec = Plant.record(phase=r.phase, dtype=dtype, samples=() if oom else samples,
+            rec = Plant.record(phase=r.phase, dtype=dtype, rounds=None if oom else planted, samples=(), ops=ops,
                                flops=float(r.flops_per_step_executed), tokens=int(r.tokens_per_step),
                                bytes_step=None if pd.isna(r.bytes_per_step) else float(r.bytes_per_step),
                                status="oom" if oom else "ok", reasons=("out of memory",) if oom else (),

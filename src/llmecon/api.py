@@ -20,7 +20,7 @@ from llmecon.measure.probe import device_kind, resolve_device
 from llmecon.measure.runner import run_bench
 from llmecon.measure.spec import DEFAULT_TIMEOUT_S, BenchSpec, default_suite
 from llmecon.calibration.document import Calibration
-from llmecon.calibration.compare import DEFAULT_MAX_DROP, compare_runs
+from llmecon.calibration.compare import DEFAULT_CONFIDENCE, DEFAULT_MAX_DROP, compare_runs
 from llmecon.calibration.fit import DEFAULT_MAX_HELDOUT_ERROR, calibrate_results
 from llmecon.errors import UserError
 from llmecon.pipeline import MainJob, build_report, run_main_job
@@ -33,14 +33,17 @@ def bench(models=None, *, phases=PHASES, batch_sizes=(1,), seq_lens=(128,), dtyp
           device: str = "auto", out=DEFAULT_OUT, resume=None, new_tokens: int = 16, layers: int | None = None,
           attn: str = "sdpa", weights: str = "random", compile: bool = False, static_cache: bool = False,
           activation_checkpointing: bool = False, min_iters: int | None = None, min_time_s: float | None = None,
-          max_time_s: float | None = None, warmup_iters: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+          max_time_s: float | None = None, warmup_iters: int | None = None, rounds: int | None = None,
+          precision=None, timeout_s: float = DEFAULT_TIMEOUT_S,
           threads: int | None = None, isolate: bool = True, name: str | None = None, progress: bool = False,
           on_run_dir=None) -> Results:
     """Benchmark models on this machine (`llmecon bench`): one run folder under ``out/runs/``, loaded.
 
     ``models`` None runs the default suite for the device (then only ``dtype``, ``device``, ``threads``,
     ``isolate`` and ``out`` apply); ``resume`` (a run folder) finishes an interrupted run with its own
-    configuration. Timing knobs left None take the device kind's defaults. Returns the run's `Results`
+    configuration. Timing knobs left None take the device kind's defaults: ``rounds`` per configuration,
+    interleaved; ``precision`` the stopping rule's target, the relative half-width of the median's 95 %
+    interval in a round ('2%' or 0.02; 0 stops at the minimums). Returns the run's `Results`
     (``.frame``, ``.problems``, ``.paths[0]`` is the run folder).
 
     >>> res = llmecon.bench("tiny", phases="prefill", batch_sizes=(1, 4), device="cpu")   # doctest: +SKIP
@@ -61,6 +64,7 @@ def bench(models=None, *, phases=PHASES, batch_sizes=(1,), seq_lens=(128,), dtyp
             dtype=dtype, device=device, new_tokens=new_tokens, attn_implementation=attn, layers=layers,
             compile=compile, static_cache=static_cache, activation_checkpointing=activation_checkpointing,
             min_iters=min_iters, min_time_s=min_time_s, max_time_s=max_time_s, warmup_iters=warmup_iters,
+            rounds=rounds, target_rel_ci=None if precision is None else parse_fraction("--precision", precision),
             timeout_s=timeout_s, isolate=isolate, weights=weights, threads=threads, name=name)
     run_dir = run_bench(spec, Path(out) / RUNS_FOLDER, resume=Path(resume) if resume else None, progress=progress,
                         on_run_dir=on_run_dir)
@@ -84,15 +88,19 @@ def calibrate(runs, output: str | os.PathLike | None = None, *, convention: str 
     return calib
 
 
-def compare(base, new, *, max_drop=DEFAULT_MAX_DROP) -> dict:
-    """Did throughput or MFU drop from BASE to NEW (`llmecon compare`)? ``max_drop`` as a fraction or '5%'.
-    Returns {rows, regressions, matched, max_drop, problems}.
+def compare(base, new, *, max_drop=DEFAULT_MAX_DROP, confidence=DEFAULT_CONFIDENCE,
+            normalize: str | None = None) -> dict:
+    """Did throughput drop from BASE to NEW (`llmecon compare`)? Decided on a ``confidence`` interval of the
+    step-time ratio across rounds; ``max_drop`` as a fraction or '5%'; ``normalize="ceiling"`` compares
+    efficiency against each run's measured ceilings. Returns {rows, regressions, inconclusive, work_changed,
+    matched, max_drop, confidence, normalize, problems}.
 
-    >>> result = llmecon.compare("base/", "new/", max_drop="5%")       # doctest: +SKIP
-    >>> result["regressions"]                                          # doctest: +SKIP
-    0
+    >>> result = llmecon.compare("base/", "new/", max_drop="10%")      # doctest: +SKIP
+    >>> result["regressions"], [r["verdict"] for r in result["rows"]]  # doctest: +SKIP
+    (0, ['no change', 'no change', 'inconclusive'])
     """
-    result, problems = compare_runs(base, new, parse_fraction("--max-drop", max_drop))
+    result, problems = compare_runs(base, new, parse_fraction("--max-drop", max_drop),
+                                    confidence=parse_fraction("--confidence", confidence), normalize=normalize)
     return {**result, "problems": problems}
 
 

@@ -175,3 +175,13 @@ def quantity(value: float | None, unit: str) -> str:
     if unit == "searches/year":
         return si(value, "", 4) + " / year"
     return f"{number(value)} {unit}"
+
+
+def spread(value: float | None, rounds: int | None = None) -> str:
+    """A measurement's noise between rounds: '±1.2 %' (half the rounds' range over their median); '1 round' when
+    there is none to show; '—' when unknown."""
+    if not _missing(value):
+        return f"±{value * 100:.1f} %"
+    if rounds is None or _missing(float(rounds)):
+        return "—"
+    return f"{int(rounds)} round" + ("" if int(rounds) == 1 else "s")

@@ -10,7 +10,7 @@ import pytest
 from llmecon.calibration.apply import predict
 from llmecon.calibration.fit import fit_calibration, nnls_relative, predicted_points
 from llmecon.errors import UserError
-from llmecon.records.schema import Run
+from llmecon.records.schema import SCHEMA_VERSION, Run
 
 PLANT = {"eta_c": 0.4, "eta_m": 0.7, "t0": 2e-3}
 
@@ -100,7 +100,7 @@ def test_fit_refuses_an_unknown_convention_and_missing_columns(plant):
 
 
 def test_fit_provenance_names_runs_and_versions(all_phases, plant):
-    run = Run.model_validate({"schema_version": 2, "run_id": "run-a", "created_utc": "2026-12-01T00:00:00Z",
+    run = Run.model_validate({"schema_version": SCHEMA_VERSION, "run_id": "run-a", "created_utc": "2026-12-01T00:00:00Z",
                               "tool_version": "0.1.0", **{k: v for k, v in plant.meta(dtype="fp16").items()},
                               "environment": {"python": "3.11", "tool_version": "0.1.0", "torch": "2.13"}})
     calib = fit_calibration(all_phases(), runs={"run-a": run}, problems=["x.json: unreadable"])

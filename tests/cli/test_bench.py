@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from llmecon.cli import main
-from llmecon.cli.bench import _print
+from llmecon.cli._views import print_measurements
 from llmecon.records.load import load_results
 
 
@@ -66,9 +66,21 @@ def test_bench_final_table_shows_why_an_ok_row_is_suspect(tmp_path, capsys, plan
     # a row measured on a busy host is "ok" with a warning; the table at the end of bench must say so
     busy = {"valid": True, "reasons": [], "warnings": ["host_busy:1.05_other_cores"]}
     run_dir = plant.run(tmp_path, [plant.record("busy", validity=busy), plant.record("clean", batch_size=2)])
-    _print(load_results(run_dir).frame, run_dir)
+    print_measurements(load_results(run_dir).frame, "bench", run_dir)
     out = capsys.readouterr().out
     assert "warning: host_busy:1.05_other_cores" in out and out.count("warning:") == 1
+
+
+def test_bench_final_table_shows_each_rows_noise_between_rounds(tmp_path, capsys, plant):
+    steady = plant.record("steady", rounds=[[0.010] * 10, [0.0101] * 10, [0.0099] * 10])
+    shaky = plant.record("shaky", batch_size=2, rounds=[[0.010] * 10, [0.013] * 10, [0.0105] * 10])
+    old = plant.record("one-round", batch_size=4)
+    oom = plant.record("oom", batch_size=8, status="oom", reasons=("out of memory",))   # no rounds at all
+    run_dir = plant.run(tmp_path, [steady, shaky, old, oom])
+    print_measurements(load_results(run_dir).frame, "bench", run_dir)
+    out = capsys.readouterr().out
+    assert "±1.0 %" in out and "±14.3 %" in out and "1 round " in out
+    assert "warning: very_noisy" in out and "median over 1/3 rounds" in " ".join(out.split())
 
 
 TINY_LLAMA = {"model_type": "llama", "vocab_size": 64, "hidden_size": 16, "intermediate_size": 32,

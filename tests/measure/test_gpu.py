@@ -34,7 +34,7 @@ def test_gpu_bf16_bench_of_tiny_on_cuda_gives_valid_rows(tmp_path):
 
     result = CliRunner().invoke(main, ["bench", "--model", "tiny", "--device", "cuda", "--dtype", "bf16",
                                        "--batch-size", "1,4", "--seq-len", "64", "--new-tokens", "8",
-                                       "--min-iters", "5", "--min-time", "0.1", "--out", str(tmp_path),
+                                       "--min-iters", "5", "--min-time", "0.1", "--rounds", "2", "--out", str(tmp_path),
                                        "--json", "--quiet"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
@@ -42,4 +42,7 @@ def test_gpu_bf16_bench_of_tiny_on_cuda_gives_valid_rows(tmp_path):
     for row in payload["rows"]:
         assert row["status"] == "ok", row
         assert 0 < row["mfu_executed_vs_ceiling"] <= 1
-        assert row["peak_memory_bytes"] > 0
+        assert row["peak_memory_bytes"] > 0 and row["n_rounds"] == 2
+        # the operator calls of one step, and the kernels the profiler saw (null only with a reason)
+        assert row["aten_ops_per_step"] > 0
+        assert row["cuda_kernels_per_step"] is None or row["cuda_kernels_per_step"] > 0

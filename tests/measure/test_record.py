@@ -9,7 +9,7 @@ from llmecon.costmodel.memory import decode_bytes
 from llmecon.measure.models import built_shape
 from llmecon.measure.record import base_record, time_scale, work_block
 from llmecon.measure.timing import DEFAULT_KNOBS
-from llmecon.records.schema import Record
+from llmecon.records.schema import SCHEMA_VERSION, Record
 from llmecon.vocab import CONVENTIONS
 
 CFG = {"config_id": "c", "model": "llama-3-8b", "phase": "train", "batch_size": 1, "seq_len": 2048,
@@ -44,7 +44,7 @@ def test_record_layers_hold_full_model_work_and_a_work_ratio_time_scale():
 def test_record_base_record_is_a_valid_record():
     shape, full = built_shape("tiny", None)
     rec = _record({**CFG, "model": "tiny", "layers": None}, shape, full)
-    doc = Record.model_validate({"schema_version": 2, "run_id": "r", "created_utc": "now", **rec})
+    doc = Record.model_validate({"schema_version": SCHEMA_VERSION, "run_id": "r", "created_utc": "now", **rec})
     assert doc.status == "error" and doc.reasons == ["x"] and doc.measure == DEFAULT_KNOBS["cuda"]
 
 

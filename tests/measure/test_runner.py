@@ -19,14 +19,15 @@ from llmecon.costmodel.flops import decode_flops, prefill_flops, train_step_flop
 from llmecon.costmodel.memory import decode_bytes
 from llmecon.costmodel.presets import load_model_shape
 from llmecon.records.load import load_results
-from llmecon.stats import summarize
+from llmecon.stats import summarize_rounds
 from llmecon.vocab import CONVENTIONS
 
 pytestmark = pytest.mark.slow   # real worker processes and models
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 # one thread: on a small shared CI host two OpenMP threads stall each other (10x slower, noisy)
-FAST = ["--min-iters", "3", "--min-time", "0.02", "--max-time", "5", "--warmup", "1", "--quiet", "--threads", "1"]
+FAST = ["--min-iters", "3", "--min-time", "0.02", "--max-time", "5", "--warmup", "1", "--quiet", "--threads", "1",
+        "--rounds", "2", "--precision", "0"]
 
 
 def _records(run_dir: Path) -> dict[str, dict]:
@@ -85,12 +86,22 @@ def test_runner_tiny_on_cpu_all_phases_valid_rows_and_costmodel_flops(tmp_path):
             assert rec["work"]["flops_per_step"][c] == pytest.approx(decode_flops(shape, b, 32, 4, c) / 4)
         assert rec["work"]["bytes_per_step"] == pytest.approx(decode_bytes(shape, "fp32", b, 32, 4) / 4)
         assert rec["work"]["tokens_per_step"] == b
-        # one sample per decode step, at the context positions 32..35, whole passes
-        positions = rec["timing"]["context_positions"]
-        assert len(positions) == rec["timing"]["n_samples"] and set(positions) == {32, 33, 34, 35}
+        # two rounds; one sample per decode step, at the context positions 32..35, whole passes
+        assert len(rec["timing"]["rounds"]) == 2 and rec["measure"]["rounds"] == 2
+        for rnd in rec["timing"]["rounds"]:
+            positions = rnd["context_positions"]
+            assert len(positions) == rnd["n_samples"] and set(positions) == {32, 33, 34, 35}
+            assert rnd["stop"] == "minimums"  # --precision 0
+        assert rec["timing"]["spread"] is not None and rec["timing"]["step_s"] > 0
         assert rec["model"]["layer_scale"] == 1.0 and rec["config"]["attn_implementation"] == "sdpa"
         assert rec["model"]["time_scale"] == 1.0
         assert rec["work"]["full_model"]["bytes_per_step"] == rec["work"]["bytes_per_step"]
+    # the operator calls of one step, counted once per configuration: a deterministic number per shape
+    for rec in records.values():
+        ops = rec["work"]["ops"]
+        assert ops["aten_ops_per_step"] == sum(ops["aten_op_counts"].values()) > 0 and ops["reason"].startswith("CPU")
+    assert _by(records, phase="train", batch_size=1)["work"]["ops"]["aten_op_counts"]["aten.mm"] == \
+        _by(records, phase="train", batch_size=2)["work"]["ops"]["aten_op_counts"]["aten.mm"]   # same layers
 
 
 def test_runner_layers_records_full_model_work_and_scales_time_by_the_work_ratio(tmp_path):
@@ -125,8 +136,8 @@ def test_runner_layers_records_full_model_work_and_scales_time_by_the_work_ratio
         row = frame.set_index("phase").loc[phase]
         for c in CONVENTIONS:
             assert row[f"flops_per_step_{c}"] == rec["work"]["full_model"]["flops_per_step"][c]
-        median = summarize(rec["timing"]["samples_s"])[0]["median_s"]
-        assert row["step_time_s"] == pytest.approx(median * ratio)
+        step = summarize_rounds([r["samples_s"] for r in rec["timing"]["rounds"]])[0]["step_s"]
+        assert row["step_time_s"] == pytest.approx(step * ratio)
         assert row["layer_scale"] == 2.0 and row["time_scale"] == pytest.approx(ratio)
 
 
@@ -153,9 +164,11 @@ def test_runner_planted_crash_timeout_oom_then_skip(tmp_path, monkeypatch):
 
 
 def test_runner_interrupted_run_keeps_finished_records_and_resume_runs_only_the_rest(tmp_path):
-    env = dict(os.environ, PYTHONPATH=SRC, LLMECON_FAULT_HANG_BATCH="3")
-    cmd = [sys.executable, "-m", "llmecon", "bench", "--model", "tiny", "--phase", "prefill", "--batch-size",
-           "1,2,3", "--seq-len", "16", "--device", "cpu", "--out", str(tmp_path), *FAST]
+    """Prefill finishes (two records); the train configurations interleave their rounds and train b2 hangs in its
+    first round: Ctrl-C records both train configurations as interrupted, and --resume runs only those."""
+    env = dict(os.environ, PYTHONPATH=SRC, LLMECON_FAULT_HANG_BATCH="train:2")
+    cmd = [sys.executable, "-m", "llmecon", "bench", "--model", "tiny", "--phase", "prefill,train", "--batch-size",
+           "1,2", "--seq-len", "16", "--device", "cpu", "--out", str(tmp_path), *FAST]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     run_dir = None
@@ -168,24 +181,25 @@ def test_runner_interrupted_run_keeps_finished_records_and_resume_runs_only_the_
         time.sleep(0.1)
     assert run_dir is not None, proc.communicate(timeout=5)
     assert run_dir.parent == tmp_path / "runs"            # bench --out DIR writes DIR/runs/<run id>
-    time.sleep(0.5)  # batch 3 is hanging in the worker now
+    time.sleep(1.5)  # train b2 is hanging in the worker now
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert b"--resume" in err
     before = _records(run_dir)
-    status = {r["config"]["batch_size"]: r["status"] for r in before.values()}
-    assert status == {1: "ok", 2: "ok", 3: "interrupted"}
+    status = {(r["config"]["phase"], r["config"]["batch_size"]): r["status"] for r in before.values()}
+    assert status == {("prefill", 1): "ok", ("prefill", 2): "ok", ("train", 1): "interrupted",
+                      ("train", 2): "interrupted"}
     mtimes = {p.name: p.stat().st_mtime_ns for p in (run_dir / "records").glob("*.json")}
 
     result = CliRunner().invoke(main, ["bench", "--resume", str(run_dir), "--quiet", "--json"])
     assert result.exit_code == 0, result.output
     after = _records(run_dir)
     assert set(after) == set(before)  # same config ids
-    assert {r["config"]["batch_size"]: r["status"] for r in after.values()} == {1: "ok", 2: "ok", 3: "ok"}
+    assert {r["status"] for r in after.values()} == {"ok"}
     for p in (run_dir / "records").glob("*.json"):
-        b = json.loads(p.read_text())["config"]["batch_size"]
-        assert (p.stat().st_mtime_ns == mtimes[p.name]) == (b != 3)  # only batch 3 was run again
+        phase = json.loads(p.read_text())["config"]["phase"]
+        assert (p.stat().st_mtime_ns == mtimes[p.name]) == (phase == "prefill")  # only train was run again
 
 
 def test_runner_run_bench_in_process_oom_skips_larger_batches_and_resume_keeps_final_records(tmp_path, monkeypatch):

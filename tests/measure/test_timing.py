@@ -6,7 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from llmecon.measure.timing import DEFAULT_KNOBS, measure
-from llmecon.records.schema import Knobs
+from llmecon.records.schema import Knobs, RoundBlock
+from llmecon.stats import relative_ci_halfwidth
 
 
 def K(**kw) -> Knobs:
@@ -77,16 +78,54 @@ def test_timing_iteration_cap_makes_it_invalid_with_reasons():
 
 def test_timing_time_cap_makes_it_invalid():
     clock = FakeClock(lambda i: 1.0)
-    m = measure(clock.fn, K(warmup_iters=0, min_iters=3, min_time_s=100.0, max_time_s=5.0), clock=clock)
-    assert m.n_samples == 5
+    m = measure(clock.fn, K(warmup_iters=0, min_iters=3, min_time_s=100.0, max_time_s=7.0), clock=clock)
+    assert m.n_samples == 7 and m.stop == "max_time" and m.cap_s == 7.0
     assert m.validity.reasons == ("min_duration_not_met",)
+
+
+def test_timing_cap_scales_with_the_step_so_a_slow_step_reaches_its_minimum_count():
+    """A 0.8 s step, 10 samples required, a 5 s cap: the window's cap grows to 2 x 10 warm steps (16 s)."""
+    clock = FakeClock(lambda i: 0.8)
+    m = measure(clock.fn, K(warmup_iters=2, min_iters=10, min_time_s=0.0, max_time_s=5.0), clock=clock)
+    assert m.cap_s == pytest.approx(16.0) and m.n_samples == 10 and m.stop == "minimums"
+    assert m.validity.valid
+
+
+def _jittery(i, step=0.125, spread=0.25):
+    """Deterministic alternating jitter around ``step``: relative spread +-spread/2."""
+    return step * (1 + spread * (0.5 - (i * 7919 % 11) / 10))
+
+
+def test_timing_stops_when_the_median_is_precise_enough():
+    loose = FakeClock(_jittery)
+    m = measure(loose.fn, K(warmup_iters=1, min_iters=10, min_time_s=0.0, target_rel_ci=0.2), clock=loose)
+    assert m.stop == "precision" and m.n_samples == 10 and m.validity.valid
+    assert m.ci_low_s <= m.median_s <= m.ci_high_s
+    tight = FakeClock(_jittery)
+    m2 = measure(tight.fn, K(warmup_iters=1, min_iters=10, min_time_s=0.0, target_rel_ci=0.03), clock=tight)
+    assert m2.stop == "precision" and m2.n_samples > m.n_samples
+    assert relative_ci_halfwidth(m2.samples_s) <= 0.03 < relative_ci_halfwidth(m2.samples_s[:10])
+
+
+def test_timing_cap_before_the_precision_target_is_valid_but_imprecise():
+    clock = FakeClock(_jittery)
+    m = measure(clock.fn, K(warmup_iters=0, min_iters=10, min_time_s=0.0, max_time_s=3.0, target_rel_ci=1e-6),
+                clock=clock)
+    assert m.stop == "max_time" and m.validity.valid and "imprecise" in m.validity.warnings
+
+
+def test_timing_round_block_is_a_valid_record_round():
+    clock = FakeClock(_jittery)
+    m = measure(clock.fn, K(warmup_iters=1, min_iters=10, min_time_s=0.0, target_rel_ci=0.05), clock=clock)
+    block = RoundBlock.model_validate(json.loads(json.dumps(m.to_dict(), allow_nan=False)))
+    assert block.stop == "precision" and block.n_samples == len(block.samples_s) and block.cap_s == 30.0
 
 
 def test_timing_single_sample_has_no_spread():
     clock = FakeClock(lambda i: 0.5)
     m = measure(clock.fn, K(warmup_iters=0, min_iters=1, min_time_s=0.0), clock=clock)
     assert m.n_samples == 1
-    assert m.iqr_s is None and m.p10_s is None and m.p90_s is None
+    assert m.iqr_s is None and m.ci_low_s is None
     assert m.validity.valid and m.validity.warnings == ("single_sample",)
 
 
@@ -122,7 +161,7 @@ def test_timing_bad_knobs_are_refused_naming_the_field():
 
 def test_timing_defaults_per_device_kind_are_written_once():
     assert DEFAULT_KNOBS["cpu"].min_time_s < DEFAULT_KNOBS["cuda"].min_time_s
-    assert all(k.min_time_s <= k.max_time_s for k in DEFAULT_KNOBS.values())
+    assert all(k.min_time_s <= k.max_time_s and k.rounds >= 3 and k.target_rel_ci for k in DEFAULT_KNOBS.values())
 
 
 def test_timing_exceptions_propagate():
@@ -138,4 +177,4 @@ def test_timing_real_clock_and_record_block():
     block = json.loads(json.dumps(m.to_dict(), allow_nan=False))
     assert block["n_samples"] == len(block["samples_s"]) >= 5
     assert block["validity"] == {"valid": True, "reasons": [], "warnings": block["validity"]["warnings"]}
-    assert set(block) >= {"samples_s", "first_call_s", "warmup_iters", "n_samples", "total_s", "validity"}
+    assert set(block) >= {"samples_s", "first_call_s", "warmup_iters", "n_samples", "total_s", "validity", "stop"}

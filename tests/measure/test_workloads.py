@@ -6,6 +6,7 @@ import pytest
 
 from llmecon.measure.models import build_model
 from llmecon.measure.workloads import run_workload
+from llmecon.measure.timing import DEFAULT_KNOBS
 from llmecon.records.schema import Knobs
 
 pytestmark = pytest.mark.slow   # every test here builds a model
@@ -17,13 +18,13 @@ def test_workloads_decode_times_one_step_per_sample_at_known_positions(static_ca
     out = run_workload(built, "decode", batch_size=2, seq_len=8, new_tokens=3, dtype="fp32", device="cpu",
                        static_cache=static_cache,
                        knobs=Knobs(warmup_iters=1, min_iters=4, min_time_s=0.0, max_time_s=5.0))
-    t = out["timing"]
+    t = out["round"]
     assert t["validity"]["valid"], t["validity"]
     assert t["n_samples"] == 6  # min_iters rounded up to whole passes of 3 steps
     assert t["context_positions"] == [8, 9, 10, 8, 9, 10]
     assert t["warmup_iters"] == 2  # cold call + 2 = one full untimed pass
-    assert all(s > 0 for s in t["samples_s"]) and t["prompt_prefill_s"] > 0
-    assert out["tokens_per_step"] == 2
+    assert all(s > 0 for s in t["samples_s"]) and out["timing_extra"]["prompt_prefill_s"] > 0
+    assert out["tokens_per_step"] == 2 and out["ops"] is None   # not asked to count
 
 
 def test_workloads_train_with_activation_checkpointing_runs():
@@ -31,11 +32,30 @@ def test_workloads_train_with_activation_checkpointing_runs():
     out = run_workload(built, "train", batch_size=2, seq_len=16, new_tokens=0, dtype="fp32", device="cpu",
                        activation_checkpointing=True,
                        knobs=Knobs(warmup_iters=1, min_iters=2, min_time_s=0.0, max_time_s=5.0))
-    assert out["timing"]["validity"]["valid"] and out["timing"]["final_loss"] > 0
-    assert out["timing"]["master_dtype"] == "fp32" and out["telemetry"]["reason"]
+    assert out["round"]["validity"]["valid"] and out["timing_extra"]["final_loss"] > 0
+    assert out["timing_extra"]["master_dtype"] == "fp32" and out["telemetry"]["reason"]
 
 
 def test_workloads_default_knobs_are_the_device_kinds():
     built = build_model("tiny", device="cpu", dtype="fp32")
     out = run_workload(built, "prefill", batch_size=1, seq_len=8, new_tokens=0, dtype="fp32", device="cpu")
-    assert out["timing"]["n_samples"] >= 5   # DEFAULT_KNOBS["cpu"].min_iters
+    assert out["round"]["n_samples"] >= DEFAULT_KNOBS["cpu"].min_iters
+    assert out["round"]["stop"] in ("precision", "max_time", "max_iters")   # the CPU default has a precision target
+
+
+def test_workloads_count_ops_of_one_untimed_step_for_every_phase():
+    """Counting happens after the round, outside the timed window; the counts are the same every time."""
+    knobs = Knobs(warmup_iters=1, min_iters=2, min_time_s=0.0, max_time_s=5.0)
+    built = build_model("tiny", device="cpu", dtype="fp32")
+    counts = {}
+    for phase in ("prefill", "decode"):
+        outs = [run_workload(built, phase, batch_size=1, seq_len=8, new_tokens=2, dtype="fp32", device="cpu",
+                             knobs=knobs, count_ops=True) for _ in range(2)]
+        assert outs[0]["ops"] == outs[1]["ops"] and outs[0]["ops"]["aten_ops_per_step"] > 0
+        assert outs[0]["round"]["n_samples"] >= 2
+        counts[phase] = outs[0]["ops"]["aten_op_counts"]
+    assert counts["prefill"] != counts["decode"]   # a decode step reads a cache: other operators
+    train = build_model("tiny", device="cpu", dtype="fp32", train=True)
+    out = run_workload(train, "train", batch_size=1, seq_len=8, new_tokens=0, dtype="fp32", device="cpu",
+                       knobs=knobs, count_ops=True)
+    assert out["ops"]["aten_op_counts"].get("aten.addcdiv_", 0) > 0   # AdamW's update: the optimizer step counts

@@ -19,10 +19,11 @@ H200_BF16 = 989e12  # the hardware sheet's dense bf16 peak of the H200
 def contract_columns() -> list[str]:
     """The columns other tools (calibrate, compare, report, notebooks) rely on."""
     base = ["run_id", "config_id", "model", "model_spec", "hardware", "hardware_id", "device_name", "dtype", "phase",
-            "status", "reason", "batch_size", "seq_len", "new_tokens", "step_time_s", "step_time_iqr_s", "n_samples",
+            "status", "reason", "batch_size", "seq_len", "new_tokens", "step_time_s", "step_time_spread", "round_means_s", "n_rounds", "n_samples",
             "tokens_per_step", "tokens_per_s", "bytes_per_step", "peak_flops_per_s", "ceiling_flops_per_s",
             "peak_bytes_per_s", "ceiling_bytes_per_s", "bytes_per_s", "bandwidth_util", "bandwidth_util_vs_ceiling",
-            "weight_bytes", "peak_memory_bytes", "energy_j_per_token", "mean_power_w", "valid"]
+            "weight_bytes", "peak_memory_bytes", "energy_j_per_token", "mean_power_w", "aten_ops_per_step",
+            "aten_op_counts", "cuda_kernels_per_step", "valid"]
     for c in CONVENTIONS:
         base += [f"flops_per_step_{c}", f"achieved_flops_per_s_{c}", f"mfu_{c}", f"mfu_{c}_vs_ceiling"]
     return base
@@ -64,7 +65,7 @@ def test_load_missing_or_newer_run_json(tmp_path, plant):
     assert res.problems == [f"{run_dir / 'run.json'}: missing run.json; device and ceilings unknown (no MFU)"]
     assert math.isnan(res.frame.loc[0, "mfu_executed"]) and res.frame.loc[0, "hardware_id"] is None
     newer = plant.run(tmp_path / "b", [plant.record("c1")])
-    (newer / "run.json").write_text(json.dumps({"schema_version": 3}))
+    (newer / "run.json").write_text(json.dumps({"schema_version": 4}))
     res = load_results(newer)
     assert "newer than this llmecon reads" in res.problems[0] and math.isnan(res.frame.loc[0, "mfu_executed"])
 
@@ -101,12 +102,12 @@ def test_load_columns_and_derived_numbers(tmp_path, plant):
     assert set(contract_columns()) <= set(frame.columns)
     row = frame.iloc[0]
     assert row["status"] == "ok" and row["valid"] and row["reason"] is None
-    assert row["step_time_s"] == 0.01 and row["n_samples"] == 10
-    assert row["tokens_per_s"] == pytest.approx(512 / 0.01)
+    assert row["step_time_s"] == pytest.approx(0.011) and row["n_samples"] == 10   # the round's mean: stalls count
+    assert row["tokens_per_s"] == pytest.approx(512 / 0.011)
     assert row["peak_flops_per_s"] == H200_BF16 and row["ceiling_flops_per_s"] == 8e14
-    assert row["achieved_flops_per_s_executed"] == pytest.approx(1e14)
-    assert row["mfu_executed"] == pytest.approx(1e14 / H200_BF16)
-    assert row["mfu_article_vs_ceiling"] == pytest.approx(0.125)
+    assert row["achieved_flops_per_s_executed"] == pytest.approx(1e12 / 0.011)
+    assert row["mfu_executed"] == pytest.approx(1e12 / 0.011 / H200_BF16)
+    assert row["mfu_article_vs_ceiling"] == pytest.approx(1e12 / 0.011 / 8e14)
     assert row["energy_j_per_token"] == pytest.approx(50.0 / (512 * 10))
     assert math.isnan(row["bytes_per_step"]) and math.isnan(row["bandwidth_util"])  # prefill
     assert row["model"] == "tiny" and row["model_spec"] == "tiny" and row["hardware"] == "h200"

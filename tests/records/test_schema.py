@@ -29,8 +29,8 @@ def test_schema_version_is_declared_in_the_models():
 def test_schema_writer_refuses_a_malformed_record_naming_the_field(tmp_path, plant):
     run = plant.run(tmp_path)
     rec = plant.record("c1")
-    rec["timing"]["samples_s"] = [0.01, "fast"]
-    with pytest.raises(ValueError, match=r"timing\.samples_s\[1\]"):
+    rec["timing"]["rounds"][0]["samples_s"] = [0.01, "fast"]
+    with pytest.raises(ValueError, match=r"timing\.rounds\[0\]\.samples_s\[1\]"):
         write_record(run, rec)
     assert not list((run / "records").glob("*.json"))
 

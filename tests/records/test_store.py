@@ -117,9 +117,9 @@ def test_store_non_finite_values_become_null_with_a_reason(tmp_path, plant):
     run_dir = plant.run(tmp_path, [rec])
     text = (run_dir / "records" / "c1.json").read_text()
     rec = json.loads(text, parse_constant=lambda name: pytest.fail(f"bare {name} in JSON"))
-    assert rec["timing"]["samples_s"] == [0.01, None, 0.01, None]
+    assert rec["timing"]["rounds"][0]["samples_s"] == [0.01, None, 0.01, None]
     assert rec["memory"]["peak_bytes"] == 7 and rec["memory"]["peak_reserved_bytes"] is None
-    assert rec["nonfinite_fields"][:2] == ["timing.samples_s[1]=nan", "timing.samples_s[3]=inf"]
+    assert rec["nonfinite_fields"][:2] == ["timing.rounds[0].samples_s[1]=nan", "timing.rounds[0].samples_s[3]=inf"]
     assert "memory.peak_reserved_bytes=inf" in rec["nonfinite_fields"]
     frame = load_results(run_dir).frame
     assert frame.loc[0, "status"] == "invalid" and "non_finite_sample" in frame.loc[0, "reason"]
@@ -127,14 +127,14 @@ def test_store_non_finite_values_become_null_with_a_reason(tmp_path, plant):
 
 def test_store_numpy_arrays_become_lists_with_their_non_finite_values_noted(tmp_path, plant):
     rec = plant.record("c1", phase="decode", tokens=1, samples=(0.01,) * 4)
-    rec["timing"]["samples_s"] = np.array([0.01, 0.01, np.inf, 0.01])
-    rec["timing"]["context_positions"] = np.arange(512, 516)
+    rec["timing"]["rounds"][0]["samples_s"] = np.array([0.01, 0.01, np.inf, 0.01])
+    rec["timing"]["rounds"][0]["context_positions"] = np.arange(512, 516)
     rec["memory"] = {"peak_bytes": np.float32(2.5)}
     path = write_record(plant.run(tmp_path), rec)
     doc = json.loads(path.read_text())
-    assert doc["timing"]["samples_s"] == [0.01, 0.01, None, 0.01]
-    assert doc["timing"]["context_positions"] == [512, 513, 514, 515] and doc["memory"]["peak_bytes"] == 2.5
-    assert doc["nonfinite_fields"] == ["timing.samples_s[2]=inf"]
+    assert doc["timing"]["rounds"][0]["samples_s"] == [0.01, 0.01, None, 0.01]
+    assert doc["timing"]["rounds"][0]["context_positions"] == [512, 513, 514, 515] and doc["memory"]["peak_bytes"] == 2.5
+    assert doc["nonfinite_fields"] == ["timing.rounds[0].samples_s[2]=inf"]
 
 
 def test_store_malformed_record_is_a_value_error_and_no_file(tmp_path, plant):

@@ -103,10 +103,15 @@ class Refused(Strict):
     n_rows: PositiveInt
     n_shapes: PositiveInt
     refused: str
+    rows: list[str] = Field(default_factory=list)   # the rows that decided it, or that a fit could not use
 
     @property
     def key(self) -> str:
         return f"{self.hardware} {self.dtype} {self.phase}"
+
+    def describe(self) -> str:
+        """'<key>: <reason>' and the rows behind it, in one line."""
+        return f"{self.key}: {self.refused}" + (f" [{'; '.join(self.rows)}]" if self.rows else "")
 
 
 class Provenance(Strict):

@@ -187,10 +187,28 @@ def fit_group(rows, *, convention: str = CALIBRATION_CONVENTION, max_heldout_err
         msg = (f"too noisy: median held-out error {heldout['median_rel_error']:.0%} > "
                f"{max_heldout_error:.0%} (max {heldout['max_rel_error']:.0%})")
         if not force:
-            return entry | {"refused": msg + "; rerun the bench, or pass --force to keep it"}
+            worst = np.argsort(-held)[:3]
+            return entry | {"refused": msg + "; rerun the bench, or pass --force to keep it",
+                            "rows": [f"{_shape(rows.iloc[i])}: held-out error {held[i]:.0%}{_noise(rows.iloc[i])}"
+                                     for i in worst]}
         entry["forced"] = True
         entry["warnings"].append(msg + " (kept with --force)")
     return entry
+
+
+def _shape(row) -> str:
+    return f"b={int(row['batch_size'])} s={int(row['seq_len'])}"
+
+
+def _noise(row) -> str:
+    value = row.get("step_time_spread")
+    return "" if value is None or pd.isna(value) else f" (its rounds ±{float(value):.0%})"
+
+
+def unusable_rows(rows) -> list[str]:
+    """'b=4 s=256: invalid (min_iterations_not_met)' for each row a fit cannot use."""
+    return [f"{_shape(r)}: {r['status']}" + (f" ({r['reason']})" if isinstance(r.get("reason"), str) else "")
+            for _, r in rows.iterrows()]
 
 
 def _int_range(series) -> list[int] | None:
@@ -216,17 +234,19 @@ def fit_calibration(frame: pd.DataFrame, *, convention: str = CALIBRATION_CONVEN
         raise UserError(f"no valid rows to calibrate from ({len(frame)} row(s) loaded, none valid)")
 
     fits, refused = [], []
+    invalid = frame[~frame["valid"].fillna(False).astype(bool)]
     for (hw, dtype, phase), rows in sorted(valid.groupby(["hardware", "dtype", "phase"]), key=lambda kv: kv[0]):
         entry = {"hardware": hw, "hardware_id": _first_str(rows["hardware_id"]), "dtype": dtype, "phase": phase}
         result = fit_group(rows, convention=convention, max_heldout_error=max_heldout_error, force=force)
         if "refused" in result:
+            left_out = invalid[(invalid["hardware"] == hw) & (invalid["dtype"] == dtype) & (invalid["phase"] == phase)]
             refused.append(Refused(**entry, n_rows=result["n_rows"], n_shapes=result["n_shapes"],
-                                   refused=result["refused"]))
+                                   refused=result["refused"], rows=result.get("rows", []) + unusable_rows(left_out)))
         else:
             fits.append(Fit(**entry, **result, run_ids=sorted({str(r) for r in rows["run_id"]}),
                             device_names=sorted({str(d) for d in rows["device_name"] if isinstance(d, str)})))
     if not fits:
-        raise UserError("cannot calibrate: " + "; ".join(f"{r.key}: {r.refused}" for r in refused))
+        raise UserError("cannot calibrate: " + "; ".join(r.describe() for r in refused))
     run_ids = sorted({str(r) for r in valid["run_id"]})
     runs = dict(runs or {})
     return Calibration(

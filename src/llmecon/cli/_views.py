@@ -2,12 +2,40 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from llmecon.calibration.document import Calibration
-from llmecon.cli._output import console, show, table, warn
+from llmecon.cli._output import console, frame_records, show, table, warn
 from llmecon.estimate.article import describe_source
-from llmecon.units import pct, quantity, si, usd
+from llmecon.units import pct, quantity, si, spread, usd
+
+
+def print_measurements(frame, title: str, run_dir: Path | None = None) -> None:
+    """One row per configuration: throughput, step time, its noise between rounds, utilisation, and why a row is
+    not ok or what to be wary of (noisy rows, a busy host)."""
+    frame = frame.sort_values(["model", "phase", "seq_len", "batch_size"]) if len(frame) else frame
+    rows = []
+    for r in frame_records(frame):
+        warnings = "; ".join(w for w in (r["warnings"] or "").split("; ") if w and w != "dirty_build")
+        rows.append([r["model"], r["phase"], r["batch_size"], r["seq_len"], r["status"], si(r["tokens_per_s"], "tok/s"),
+                     si(r["step_time_s"], "s"), spread(r["step_time_spread"], r["n_rounds"]), pct(r["mfu_executed"]),
+                     pct(r["mfu_executed_vs_ceiling"]), pct(r["bandwidth_util"]), pct(r["bandwidth_util_vs_ceiling"]),
+                     # why a row failed, else what to be wary of (noisy, a busy host): never a bare "ok" then
+                     (r["reason"] or (f"warning: {warnings}" if warnings else ""))[:60] or None])
+    hw = [h for h in dict.fromkeys(frame["hardware_id"]) if h] if len(frame) else []
+    dirty = len(frame) and frame["warnings"].fillna("").str.contains("dirty_build").any()
+    rounds = sorted({int(n) for n in frame["n_rounds"].dropna()}) if len(frame) else []
+    caption = (f"step: the median over {'/'.join(map(str, rounds)) or 'the'} rounds of each round's mean step time; "
+               "noise: their spread "
+               "(half their range over the median). MFU = executed FLOPs per second / dense datasheet peak "
+               f"({hw[0] if hw else 'device not in the sheet: no datasheet MFU'}) or / the GEMM ceiling measured on "
+               "this device; BW = decode bytes (weights + KV) per second / datasheet or measured copy bandwidth."
+               + (f"\nRun folder: {run_dir}   (llmecon results show {run_dir} for every column)" if run_dir else "")
+               + ("\nwarning: llmecon ran from a git checkout with uncommitted changes (dirty_build)" if dirty else ""))
+    show(table(title, ["model", "phase", "batch", "seq", "status", "tokens/s", "step", "noise", "MFU sheet",
+                       "MFU ceiling", "BW sheet", "BW ceiling", "reason / warnings"], rows, caption=caption))
 
 
 def print_calibration(calib: Calibration) -> None:
@@ -29,7 +57,7 @@ def print_calibration(calib: Calibration) -> None:
         for w in f.warnings:
             warn(f"{f.key}: {w}")
     for r in calib.refused:
-        warn(f"not fitted: {r.key}: {r.refused}")
+        warn(f"not fitted: {r.describe()}")
 
 
 def print_costs(wide, measured_on: str, term: str) -> None:

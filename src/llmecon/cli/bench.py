@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 
 from llmecon.api import bench as run_sweep
-from llmecon.cli._output import echo_json, frame_records, show, table, warn
+from llmecon.cli._output import echo_json, frame_records, warn
+from llmecon.cli._views import print_measurements
 from llmecon.errors import UserError
-from llmecon.measure.spec import DEFAULT_TIMEOUT_S
-from llmecon.measure.timing import DEFAULT_KNOBS
-from llmecon.units import pct, si
+from llmecon.measure.spec import DEFAULT_CPU_THREADS, DEFAULT_TIMEOUT_S
+from llmecon.measure.timing import CAP_STEPS, DEFAULT_KNOBS
 from llmecon.vocab import ATTN_IMPLEMENTATIONS, BENCH_DTYPES, DEFAULT_OUT, PHASES, RUNS_FOLDER, WEIGHTS
 
 _CPU, _GPU = DEFAULT_KNOBS["cpu"], DEFAULT_KNOBS["cuda"]
@@ -19,7 +19,8 @@ _CPU, _GPU = DEFAULT_KNOBS["cpu"], DEFAULT_KNOBS["cuda"]
 # Options that shape the sweep: --resume reruns the run's own configuration, and the default suite (no --model)
 # has its own sweep but for --dtype, --device, --threads, --out and --no-isolate; given anyway, they are refused.
 _SWEEP = ("phase", "batch_size", "seq_len", "new_tokens", "layers", "attn", "weights", "compile_", "static_cache",
-          "activation_checkpointing", "min_iters", "min_time", "max_time", "warmup_iters", "timeout_s", "name")
+          "activation_checkpointing", "min_iters", "min_time", "max_time", "warmup_iters", "rounds", "precision",
+          "timeout_s", "name")
 _RESUME_TOO = ("models", "dtype", "device", "threads", "out_dir", "no_isolate")
 
 
@@ -46,28 +47,39 @@ _RESUME_TOO = ("models", "dtype", "device", "threads", "out_dir", "no_isolate")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (recorded).")
 @click.option("--static-cache", is_flag=True, help="Decode with a StaticCache (CUDA graphs with --compile on CUDA).")
 @click.option("--activation-checkpointing", is_flag=True, help="Recompute activations in training (HFU changes, MFU not).")
+@click.option("--rounds", type=int, default=None,
+              help=f"Independent rounds per configuration, interleaved across the sweep [default: CPU {_CPU.rounds}, "
+                   f"CUDA {_GPU.rounds}].")
+@click.option("--precision", default=None, metavar="PCT",
+              help=f"Stop a round when its median is known to +-PCT (95 % interval; 0: at the minimums) [default: "
+                   f"CPU {_CPU.target_rel_ci:.0%}, CUDA {_GPU.target_rel_ci:.0%}].")
 @click.option("--min-iters", type=int, default=None,
-              help=f"Minimum timed calls per configuration [default: CPU {_CPU.min_iters}, CUDA {_GPU.min_iters}].")
+              help=f"Minimum timed calls per round [default: CPU {_CPU.min_iters}, CUDA {_GPU.min_iters}].")
 @click.option("--min-time", type=float, default=None,
-              help=f"Minimum summed timed seconds [default: CPU {_CPU.min_time_s:g}, CUDA {_GPU.min_time_s:g}].")
+              help=f"Minimum summed timed seconds per round [default: CPU {_CPU.min_time_s:g}, CUDA {_GPU.min_time_s:g}].")
 @click.option("--max-time", type=float, default=None,
-              help=f"Cap on one timed window, seconds [default: CPU {_CPU.max_time_s:g}, CUDA {_GPU.max_time_s:g}].")
+              help=f"Cap on one round's timed window, seconds, raised to fit {CAP_STEPS} x --min-iters steps [default: "
+                   f"CPU {_CPU.max_time_s:g}, CUDA {_GPU.max_time_s:g}].")
 @click.option("--warmup", "warmup_iters", type=int, default=None,
               help=f"Warm-up calls after the cold one [default: CPU {_CPU.warmup_iters}, CUDA {_GPU.warmup_iters}].")
 @click.option("--timeout", "timeout_s", type=float, default=DEFAULT_TIMEOUT_S, show_default=True,
               help="Seconds one configuration may take (model build included) before it is killed.")
-@click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice; recorded).")
+@click.option("--threads", type=int, default=None,
+              help=f"CPU threads for torch [default: {DEFAULT_CPU_THREADS}, steadier on a shared host; recorded].")
 @click.option("--no-isolate", is_flag=True, help="Run in this process (no timeout, no crash isolation; debugging).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result rows as JSON instead of a table.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def bench(models, phase, batch_size, seq_len, dtype, device, out_dir, resume, name, new_tokens, layers, attn, weights,
-          compile_, static_cache, activation_checkpointing, min_iters, min_time, max_time, warmup_iters, timeout_s,
-          threads, no_isolate, as_json, quiet) -> None:
+          compile_, static_cache, activation_checkpointing, rounds, precision, min_iters, min_time, max_time,
+          warmup_iters, timeout_s, threads, no_isolate, as_json, quiet) -> None:
     """Benchmark prefill, decode and training of real models on this machine.
 
-    Each configuration (model x phase x batch x seq-len) is timed with warm-up, device sync, a
-    minimum count and time, and a validity verdict; OOM, errors and timeouts are recorded as
-    statuses. Every record lands in OUT/runs/<run-id>/ as it finishes; Ctrl-C keeps them.
+    Each configuration (model x phase x batch x seq-len) is measured in independent rounds,
+    interleaved across the sweep; each round warms up, syncs the device and samples until its
+    median is precise enough (a minimum count and time, a cap). The estimate is the median over
+    rounds of
+    each round's mean step time, its noise their spread. OOM, errors and timeouts are recorded as statuses.
+    Every record lands in OUT/runs/<run-id>/ as it finishes; Ctrl-C keeps them.
 
     \b
     Examples:
@@ -95,7 +107,8 @@ def bench(models, phase, batch_size, seq_len, dtype, device, out_dir, resume, na
                         device=device, out=out_dir, resume=resume, new_tokens=new_tokens, layers=layers, attn=attn,
                         weights=weights, compile=compile_, static_cache=static_cache,
                         activation_checkpointing=activation_checkpointing, min_iters=min_iters, min_time_s=min_time,
-                        max_time_s=max_time, warmup_iters=warmup_iters, timeout_s=timeout_s, threads=threads,
+                        max_time_s=max_time, warmup_iters=warmup_iters, rounds=rounds, precision=precision,
+                        timeout_s=timeout_s, threads=threads,
                         isolate=not no_isolate, name=name, progress=not quiet, on_run_dir=announce)
     except KeyboardInterrupt:
         if started.get("run_dir") is not None:
@@ -108,7 +121,7 @@ def bench(models, phase, batch_size, seq_len, dtype, device, out_dir, resume, na
     if as_json:
         echo_json({"run_dir": str(run_dir), "rows": frame_records(res.frame), "problems": res.problems})
         return
-    _print(res.frame, run_dir)
+    print_measurements(res.frame, f"llmecon bench: {run_dir.name}", run_dir)
 
 
 def _given(names: tuple[str, ...]) -> list[str]:
@@ -116,28 +129,6 @@ def _given(names: tuple[str, ...]) -> list[str]:
     ctx = click.get_current_context()
     return [max(p.opts, key=len) for p in ctx.command.params
             if p.name in names and ctx.get_parameter_source(p.name) is not click.core.ParameterSource.DEFAULT]
-
-
-def _print(frame, run_dir: Path) -> None:
-    frame = frame.sort_values(["model", "phase", "seq_len", "batch_size"]) if len(frame) else frame
-    rows = []
-    for r in frame_records(frame):
-        warnings = "; ".join(w for w in (r["warnings"] or "").split("; ") if w and w != "dirty_build")
-        rows.append([r["model"], r["phase"], r["batch_size"], r["seq_len"], r["status"], si(r["tokens_per_s"], "tok/s"),
-                     si(r["step_time_s"], "s"), pct(r["mfu_executed"]), pct(r["mfu_executed_vs_ceiling"]),
-                     pct(r["bandwidth_util"]), pct(r["bandwidth_util_vs_ceiling"]),
-                     # why a row failed, else what to be wary of (noisy, a busy host): never a bare "ok" then
-                     (r["reason"] or (f"warning: {warnings}" if warnings else ""))[:60] or None])
-    hw = [h for h in dict.fromkeys(frame["hardware_id"]) if h] if len(frame) else []
-    dirty = len(frame) and frame["warnings"].fillna("").str.contains("dirty_build").any()
-    caption = ("MFU = executed FLOPs per second / dense datasheet peak "
-               f"({hw[0] if hw else 'device not in the sheet: no datasheet MFU'}) or / the GEMM ceiling measured on "
-               "this device; BW = decode bytes (weights + KV) per second / datasheet or measured copy bandwidth.\n"
-               f"Run folder: {run_dir}   (llmecon results show {run_dir} for every column)"
-               + ("\nwarning: llmecon ran from a git checkout with uncommitted changes (dirty_build)" if dirty else ""))
-    show(table(f"llmecon bench: {run_dir.name}", ["model", "phase", "batch", "seq", "status", "tokens/s", "step",
-                                                  "MFU sheet", "MFU ceiling", "BW sheet", "BW ceiling",
-                                                  "reason / warnings"], rows, caption=caption))
 
 
 COMMAND = bench

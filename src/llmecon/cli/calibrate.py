@@ -41,7 +41,7 @@ def calibrate(runs, output, convention, max_heldout_error, force, as_json) -> No
     if as_json:
         echo_json(calib)
         for r in calib.refused:
-            warn(f"not fitted: {r.key}: {r.refused}")
+            warn(f"not fitted: {r.describe()}")
     else:
         print_calibration(calib)
     click.echo(f"wrote {output}", err=as_json)

@@ -10,14 +10,14 @@ from llmecon.cli._output import echo_json, frame_records, show, table, warn
 from llmecon.errors import UserError
 from llmecon.records.load import GATED, load_results
 from llmecon.records.store import list_runs
-from llmecon.units import binary_bytes, pct, si
+from llmecon.units import binary_bytes, pct, si, spread
 from llmecon.vocab import DEFAULT_OUT
 
 # the table's default columns (csv and json get every column unless --columns says otherwise): the MFU and
 # bandwidth use that physics bounds (executed FLOPs, counted bytes), never a convention's that counts work
 # which did not run
 _TABLE_COLUMNS = ("model", "phase", "dtype", "batch_size", "seq_len", "new_tokens", "status", "tokens_per_s",
-                  *GATED, "reason", "warnings")
+                  "step_time_spread", *GATED, "reason", "warnings")
 _WHY = "reason / warnings"  # the table's last column: why a row is not valid, else what to be wary of
 _UNBOUNDED_NOTE = ("* above 100 %: this convention counts work that did not run (the article's 2N includes the "
                    "embedding lookup, a gather, not a matmul); the executed convention is the bounded one")
@@ -71,6 +71,8 @@ def _cell(column: str, value):
     """A value as the table prints it: percentages for utilisations, SI for rates and times."""
     if value is None:
         return None
+    if column == "step_time_spread":
+        return spread(value)
     if "mfu" in column or "util" in column:
         return pct(value) + ("*" if value > 1 and column not in GATED else "")
     if column.endswith("_s") and not column.endswith("per_s"):
@@ -138,7 +140,9 @@ def show_cmd(paths: tuple[str, ...], fmt: str, columns: str | None, strict: bool
             r[_WHY] = reason or warnings
     rows = [[_cell(c, r[c]) for c in wanted] for r in records]
     marked = any(isinstance(v, str) and v.endswith("%*") for row in rows for v in row)
-    caption = f"{len(frame)} rows, {int(res.frame['valid'].sum())} valid" + (f"\n{_UNBOUNDED_NOTE}" if marked else "")
+    caption = (f"{len(frame)} rows, {int(res.frame['valid'].sum())} valid"
+               + ("; step_time_spread: the rounds' half-range over their median" if "step_time_spread" in wanted else "")
+               + (f"\n{_UNBOUNDED_NOTE}" if marked else ""))
     show(table(None, wanted, rows, caption=caption))
 
 

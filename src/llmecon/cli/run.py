@@ -6,7 +6,7 @@ import click
 
 from llmecon.api import run as run_main_job
 from llmecon.cli._output import warn
-from llmecon.cli._views import print_calibration, print_costs
+from llmecon.cli._views import print_calibration, print_costs, print_measurements
 from llmecon.errors import UserError
 from llmecon.estimate.costs import wide
 from llmecon.vocab import DEFAULT_OUT, DEFAULT_PRICE_TERM
@@ -22,7 +22,7 @@ from llmecon.vocab import DEFAULT_OUT, DEFAULT_PRICE_TERM
 def run(out_dir, device, term, quiet) -> None:
     """Bench this machine, calibrate, print the cost table, write the report.
 
-    The suite is sized for the device: the tiny preset on a CPU (under half a minute on 2 cores), a ~1B
+    The suite is sized for the device: the tiny preset on a CPU (under a minute on 2 cores), a ~1B
     and an ~8B Llama in bf16 on a GPU (minutes). Costs are $ per 1M tokens at the efficiency just
     measured, on each accelerator's cheapest offer of --term; on an accelerator other than the one
     measured, the measured efficiency is transferred to its datasheet peaks and labelled "transfer".
@@ -42,8 +42,9 @@ def run(out_dir, device, term, quiet) -> None:
         warn(problem)
     frame = job.results.frame
     noisy = int(frame["warnings"].fillna("").str.contains("noisy").sum())
+    print_measurements(frame, f"Measured on {job.device}: {job.run_dir.name}")
     click.echo(f"Measured {job.n_records} configuration(s) on {job.device} ({job.n_valid} valid"
-               + (f"; {noisy} flagged noisy, see `llmecon results show {job.run_dir}`" if noisy else "") + ").")
+               + (f"; {noisy} flagged noisy" if noisy else "") + ").")
     if job.calibration is not None:
         print_calibration(job.calibration)
         if job.costs is not None and len(job.costs):

@@ -82,7 +82,7 @@ def model_block(shape: ModelShape, full: ModelShape, phase: str, attn_implementa
 
 
 def empty_timing(reason: str) -> dict:
-    return {"samples_s": [], "n_samples": 0, "first_call_s": None, "warmup_iters": 0, "total_s": None,
+    return {"rounds": [], "step_s": None, "spread": None,
             "validity": {"valid": False, "reasons": [reason], "warnings": []}}
 
 

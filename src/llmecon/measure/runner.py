@@ -21,8 +21,9 @@
    - an exception -> `error` with the message (and traceback in the record); a dead worker ->
      `error` with its exit code and the tail of its log; a configuration running longer than
      `timeout_s` (from its start, model build included) -> the worker is killed, status `timeout`.
-   - Ctrl-C: the worker is killed, the configuration in flight is recorded as `interrupted`, every
-     finished record stays, and KeyboardInterrupt propagates (the CLI exits 130).
+   - Ctrl-C: the worker is killed; every configuration with a round started and no record yet (rounds
+     are interleaved, so several) is recorded as `interrupted`; every finished record stays, and
+     KeyboardInterrupt propagates (the CLI exits 130).
    - `resume=RUN_DIR` re-reads the run's own config (the spec passed in is ignored; the ceilings stay
      those in run.json) and runs only the configurations without a final record
      (`records.store.finished_config_ids`): same config ids, error/timeout/interrupted ones retried.
@@ -107,6 +108,13 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def _progress_event(sweep: _Sweep, event: dict) -> None:
+    if event["event"] == "done":
+        sweep.progress.round_done(event["config_id"])
+    else:
+        sweep.progress.pass_done(next(iter(sweep.pending.values()), {"model": "the model"}), event["round"], event["n"])
+
+
 def _run_group_isolated(sweep: _Sweep, group: list[dict], device: str, timeout_s: float, n_worker: list[int]) -> None:
     """Run one model's configurations in worker processes until each of them has a record."""
     while True:
@@ -133,7 +141,9 @@ def _run_group_isolated(sweep: _Sweep, group: list[dict], device: str, timeout_s
             events.put(None)
 
         threading.Thread(target=reader, daemon=True).start()
-        current: dict | None = None
+        current: dict | None = None  # the configuration whose round started last
+        begun: list[dict] = []       # configurations with a round started and no record yet (rounds interleave)
+        in_round = False                 # a round is running (its timeout applies), or the worker is between
         started = time.monotonic()
         try:
             proc.stdin.write(json.dumps(job).encode())
@@ -142,11 +152,12 @@ def _run_group_isolated(sweep: _Sweep, group: list[dict], device: str, timeout_s
                 try:
                     line = events.get(timeout=0.2)
                 except queue.Empty:
-                    limit = timeout_s if current is not None else max(timeout_s, STARTUP_TIMEOUT_S)
+                    limit = timeout_s if in_round else max(timeout_s, STARTUP_TIMEOUT_S)
                     if time.monotonic() - started > limit:
                         _kill(proc)
-                        target = current or next((c for c in todo if c["config_id"] in sweep.pending), None)
-                        if target is not None:
+                        target = (current if in_round else None) or next(
+                            (c for c in todo if c["config_id"] in sweep.pending), None)
+                        if target is not None and target["config_id"] in sweep.pending:
                             sweep.fail(target, "timeout", f"ran longer than timeout_s={timeout_s:g} s (worker killed)")
                         current = None
                         break
@@ -163,16 +174,22 @@ def _run_group_isolated(sweep: _Sweep, group: list[dict], device: str, timeout_s
                     continue
                 if event["event"] == "start":
                     current = sweep.pending.get(event["config_id"])
-                    started = time.monotonic()
-                    sweep.progress.begin(current or todo[0])
+                    if current is not None and current not in begun:
+                        begun.append(current)
+                    in_round, started = True, time.monotonic()
+                    sweep.progress.begin(current or todo[0], event.get("round", 0))
+                elif event["event"] in ("done", "pass"):
+                    _progress_event(sweep, event)
+                    in_round, started = False, time.monotonic()  # between rounds: the startup limit applies
                 elif event["event"] == "record":
                     sweep.write(event["record"])
-                    current = None
-                    started = time.monotonic()  # between configurations: the startup limit applies
+                    in_round, started = False, time.monotonic()
         except BaseException:
             _kill(proc)
-            if current is not None and current["config_id"] in sweep.pending:
-                sweep.fail(current, "interrupted", "interrupted (Ctrl-C) while running")
+            for cfg in begun:  # their finished rounds die with the worker: --resume measures them again
+                if cfg["config_id"] in sweep.pending:
+                    sweep.fail(cfg, "interrupted", "interrupted (Ctrl-C) while running" if cfg is current
+                               else "interrupted (Ctrl-C) before its last round")
             raise
         finally:
             _kill(proc)
@@ -191,7 +208,9 @@ def _run_group_inprocess(sweep: _Sweep, group: list[dict], device: str) -> None:
         def emit(event):
             if event["event"] == "start":
                 current[0] = sweep.pending.get(event["config_id"])
-                sweep.progress.begin(current[0] or todo[0])
+                sweep.progress.begin(current[0] or todo[0], event.get("round", 0))
+            elif event["event"] in ("done", "pass"):
+                _progress_event(sweep, event)
             elif event["event"] == "record":
                 sweep.write(event["record"])
                 current[0] = None
@@ -243,8 +262,8 @@ def run_bench(spec: BenchSpec, out_dir, *, resume: Path | None = None, progress:
         import torch
 
         previous = torch.get_num_threads()
-        if spec.threads is not None:
-            torch.set_num_threads(spec.threads)
+        if spec.resolved_threads(kind) is not None:
+            torch.set_num_threads(spec.resolved_threads(kind))
         try:
             probe = probe_device(device)
             ceilings = {dtype: measure_ceilings(device, dtype)}
@@ -260,8 +279,8 @@ def run_bench(spec: BenchSpec, out_dir, *, resume: Path | None = None, progress:
         on_run_dir(run_dir)
     done = finished_config_ids(run_dir)
     todo = [c for c in configs if c["config_id"] not in done]
-    bar = Progress(len(todo), progress)
-    sweep = _Sweep(run_dir, todo, knobs, bar, spec.threads)
+    bar = Progress(len(todo), progress, rounds=knobs.rounds)
+    sweep = _Sweep(run_dir, todo, knobs, bar, spec.resolved_threads(kind))
     n_worker = [len(list((run_dir / "logs").glob("worker-*.log"))) if (run_dir / "logs").is_dir() else 0]
     try:
         for group in sweep.groups():

@@ -19,6 +19,12 @@ from llmecon.records.store import make_config_id
 from llmecon.vocab import ATTN_IMPLEMENTATIONS, BENCH_DTYPES, PHASES, WEIGHTS
 
 DEFAULT_TIMEOUT_S = 900.0
+# torch threads on a CPU unless told otherwise: one, as torch.utils.benchmark does. On a shared host a second
+# OpenMP thread waits at every barrier for a sibling the hypervisor or a neighbour preempted: on the 2-core
+# development VM, four identical runs with two threads differed by up to 1.87x, five right after with one thread
+# by up to 1.15x, and the tiny model was no faster with two (benchmarks/noise.py --threads). Measure a big CPU
+# with --threads N.
+DEFAULT_CPU_THREADS = 1
 
 
 def _device_ok(device: str) -> bool:
@@ -55,10 +61,12 @@ class BenchSpec:
     min_iters: int | None = None
     min_time_s: float | None = None
     max_time_s: float | None = None
+    rounds: int | None = None
+    target_rel_ci: float | None = None  # the stopping rule's precision; 0 turns it off (stop at the minimums)
     timeout_s: float = DEFAULT_TIMEOUT_S
     isolate: bool = True
     weights: str = "random"
-    threads: int | None = None  # CPU: torch.set_num_threads for the ceilings and the workers (None: torch's)
+    threads: int | None = None  # CPU: torch.set_num_threads for the ceilings and the workers (None: DEFAULT_CPU_THREADS)
     name: str | None = None
 
     def __post_init__(self):
@@ -86,7 +94,7 @@ class BenchSpec:
             for v in values:
                 require_count(name, v)
         require_count("--new-tokens", self.new_tokens)
-        for name in ("layers", "threads", "min_iters"):
+        for name in ("layers", "threads", "min_iters", "rounds"):
             if getattr(self, name) is not None:
                 require_count(f"--{name.replace('_', '-')}", getattr(self, name))
         if self.warmup_iters is not None:
@@ -95,17 +103,25 @@ class BenchSpec:
             require_positive("--min-time", self.min_time_s, allow_zero=True)
         if self.max_time_s is not None:
             require_positive("--max-time", self.max_time_s)
+        if self.target_rel_ci is not None:
+            require_positive("--precision", self.target_rel_ci, allow_zero=True)
         require_positive("--timeout", self.timeout_s)
 
     def knobs(self, device_kind: str) -> Knobs:
         """The timing knobs: the device kind's defaults, with the ones this spec sets."""
-        given = {k: getattr(self, k) for k in ("warmup_iters", "min_iters", "min_time_s", "max_time_s")
-                 if getattr(self, k) is not None}
+        given = {k: getattr(self, k) for k in ("warmup_iters", "min_iters", "min_time_s", "max_time_s", "rounds",
+                                               "target_rel_ci") if getattr(self, k) is not None}
+        if given.get("target_rel_ci") == 0:
+            given["target_rel_ci"] = None  # no precision target: each round stops at its minimums
         knobs = Knobs.model_validate(DEFAULT_KNOBS[device_kind].model_dump() | given)
         if knobs.min_time_s > knobs.max_time_s:
             raise UserError(f"--min-time ({knobs.min_time_s:g} s) exceeds --max-time ({knobs.max_time_s:g} s), the "
                             "cap on one timed window: every row would be invalid; raise --max-time or lower --min-time")
         return knobs
+
+    def resolved_threads(self, device_kind: str) -> int | None:
+        """torch threads for the ceilings and the workers: --threads, else one on a CPU (None: torch's own)."""
+        return self.threads or (DEFAULT_CPU_THREADS if device_kind == "cpu" else None)
 
     def resolved_dtype(self, device_kind: str) -> str:
         return self.dtype or default_dtype(device_kind)

@@ -1,16 +1,26 @@
-"""One `measure()` function: how every number in a record is timed (docs/measuring.md §1-§4).
+"""One `measure()` function: how one round of every number in a record is timed (docs/measuring.md §1-§4).
 
 1. ``sync()``, then the **first (cold) call** is timed on its own and kept as ``first_call_s``; it is never
    a sample (it pays for compilation, autotuning, allocator growth).
 2. **Warm-up** on the same callable, hence the same shapes: at least ``warmup_iters`` calls (the cold call
-   does not count), stopping early at ``max_time_s``.
+   does not count), stopping early at ``max_time_s``. The median warm-up call is the step time the cap scales
+   with.
 3. The **timed window**: each call is bracketed by the clock, with ``sync()`` after the call (the previous
-   call ended with a sync, so the device is idle when the clock starts). Calls continue until BOTH
-   ``min_iters`` samples and ``min_time_s`` of summed sample time are reached, or a cap hits first:
-   ``max_iters`` samples or ``max_time_s`` of wall clock in the window.
-4. **Statistics and verdict** on the raw samples: ``stats.summarize`` (median, IQR, p10, p90; an invalid
-   measurement when a cap hit before a minimum).
+   call ended with a sync, so the device is idle when the clock starts). Calls continue until ``min_iters``
+   samples and ``min_time_s`` of summed sample time are reached **and** the median is precise enough: the
+   relative half-width of its distribution-free 95 % interval (``stats.relative_ci_halfwidth``) at most
+   ``target_rel_ci`` (checked each time the sample count has grown by a tenth, so the check stays cheap).
+   A cap ends the window first: ``max_iters`` samples, or ``cap_s`` of wall clock, which is ``max_time_s``
+   raised to ``CAP_STEPS x min_iters`` warm steps when those take longer, so a slow step still reaches its
+   minimum count. This is nvbench's rule (a minimum count and time, then stop when the noise is low enough,
+   with a timeout), with the median's interval in place of the relative standard deviation, which heavy
+   tails inflate.
+4. **Statistics and verdict** on the raw samples: ``stats.summarize`` (mean, median, IQR, p10, p90; an invalid
+   measurement when a cap hit before a minimum; the warning ``imprecise`` when it hit before the target). The
+   round's mean is what the record's estimate is built from (throughput is work over time, stalls included);
+   the median is what the stopping rule pins.
 
+A round is one call of ``measure()``; the worker interleaves the rounds of a model's configurations.
 Telemetry stays outside this module: a caller passes ``on_start`` (called after warm-up, right before the
 timed window opens, device idle) and ``on_sample(index, seconds)`` (called after each timed call, outside the
 timed region). Exceptions from ``fn`` (an OOM, say) propagate untouched: the caller turns them into a status.
@@ -18,42 +28,48 @@ timed region). Exceptions from ``fn`` (an OOM, say) propagate untouched: the cal
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
 from llmecon.records.schema import Knobs
-from llmecon.stats import Validity, summarize
+from llmecon.stats import Validity, median_ci, quantile, relative_ci_halfwidth, summarize
 
-# The defaults, written once: per device kind. A CPU step of a small model takes a millisecond and the
-# host is noisy, so a short window; a GPU step may take a second, so a longer one.
+# The defaults, written once: per device kind (chosen by measurement: benchmarks/noise.py). A CPU step of a
+# small model takes a millisecond and the host is noisy, so short rounds and several of them; a GPU step may
+# take a second, so longer ones.
 DEFAULT_KNOBS = {
-    "cpu": Knobs(warmup_iters=2, min_iters=5, min_time_s=0.3, max_time_s=10.0),
-    "cuda": Knobs(warmup_iters=3, min_iters=10, min_time_s=1.0, max_time_s=30.0),
+    "cpu": Knobs(warmup_iters=2, min_iters=10, min_time_s=0.2, max_time_s=2.0, rounds=5, target_rel_ci=0.02),
+    "cuda": Knobs(warmup_iters=3, min_iters=10, min_time_s=0.5, max_time_s=10.0, rounds=5, target_rel_ci=0.01),
 }
+CAP_STEPS = 2  # the window's cap allows at least this many times min_iters warm steps
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """Raw samples of one timed callable and the statistics derived from them (seconds)."""
+    """One round: raw samples of one timed callable and the statistics derived from them (seconds)."""
 
     samples_s: tuple[float, ...]
     first_call_s: float
     warmup_iters: int
     n_samples: int
     total_s: float  # wall clock of the timed window (samples plus hook and loop overhead)
+    stop: str       # "precision", "minimums" (no target), "max_time" or "max_iters"
+    cap_s: float
+    mean_s: float | None
     median_s: float | None
+    ci_low_s: float | None
+    ci_high_s: float | None
     iqr_s: float | None
-    p10_s: float | None
-    p90_s: float | None
     validity: Validity
 
     def to_dict(self) -> dict:
-        """The record's ``timing`` block: plain lists and dicts, ready for JSON."""
+        """The record's round block (schema.RoundBlock): plain lists and dicts, ready for JSON."""
         out = asdict(self)
         out["samples_s"] = list(self.samples_s)
         out["validity"] = self.validity.to_dict()
-        out["statistic"] = "median; iqr = p75 - p25; linear interpolation"
+        del out["iqr_s"]  # derived; the loader recomputes every statistic from the samples
         return out
 
 
@@ -78,20 +94,38 @@ def measure(fn: Callable[[], object], knobs: Knobs = DEFAULT_KNOBS["cuda"], *,
     sync()
     first_call_s = clock() - start
 
+    warm: list[float] = []
     warm_start = clock()
-    warmed = 0
-    while warmed < knobs.warmup_iters and clock() - warm_start < knobs.max_time_s:
+    while len(warm) < knobs.warmup_iters and clock() - warm_start < knobs.max_time_s:
+        t0 = clock()
         fn()
         sync()
-        warmed += 1
+        warm.append(clock() - t0)
+    step_s = quantile(sorted(warm), 0.5) if warm else first_call_s
+    cap_s = max(knobs.max_time_s, CAP_STEPS * knobs.min_iters * max(step_s, 0.0))
 
     if on_start is not None:
         on_start()
     samples: list[float] = []
     window_start = clock()
     timed = 0.0
-    while len(samples) < knobs.min_iters or timed < knobs.min_time_s:
-        if len(samples) >= knobs.max_iters or clock() - window_start >= knobs.max_time_s:
+    next_check = knobs.min_iters
+    while True:
+        if len(samples) >= knobs.min_iters and timed >= knobs.min_time_s:
+            if knobs.target_rel_ci is None:
+                stop = "minimums"
+                break
+            if len(samples) >= next_check:
+                next_check = max(len(samples) + 1, math.ceil(len(samples) * 1.1))
+                width = relative_ci_halfwidth(samples)
+                if width is not None and width <= knobs.target_rel_ci:
+                    stop = "precision"
+                    break
+        if len(samples) >= knobs.max_iters:
+            stop = "max_iters"
+            break
+        if clock() - window_start >= cap_s:
+            stop = "max_time"
             break
         t0 = clock()
         fn()
@@ -104,5 +138,10 @@ def measure(fn: Callable[[], object], knobs: Knobs = DEFAULT_KNOBS["cuda"], *,
     total_s = clock() - window_start
 
     stats, validity = summarize(samples, min_iters=knobs.min_iters, min_time_s=knobs.min_time_s)
-    return Measurement(samples_s=tuple(samples), first_call_s=first_call_s, warmup_iters=warmed,
-                       n_samples=len(samples), total_s=total_s, validity=validity, **stats)
+    if validity.valid and knobs.target_rel_ci is not None and stop != "precision":
+        validity = Validity(True, (), (*validity.warnings, "imprecise"))
+    ci = median_ci(samples) if validity.valid else None
+    return Measurement(samples_s=tuple(samples), first_call_s=first_call_s, warmup_iters=len(warm),
+                       n_samples=len(samples), total_s=total_s, stop=stop, cap_s=cap_s, mean_s=stats["mean_s"],
+                       median_s=stats["median_s"], ci_low_s=ci[0] if ci else None, ci_high_s=ci[1] if ci else None,
+                       iqr_s=stats["iqr_s"], validity=validity)

@@ -2,13 +2,17 @@
 
 `python -m llmecon.measure.worker` reads one job (JSON) on stdin: the device, the timing knobs, the
 thread count and a list of configurations that share a model. It builds the model once per kind
-(inference, or fp32-master training), runs the configurations in order and prints one JSON line per
-event on its protocol channel (its original stdout; anything else written to stdout goes to stderr,
-which the parent keeps in <run>/logs/):
+(inference, or fp32-master training) and measures that kind's configurations in ``knobs.rounds`` rounds,
+round-robin: round 1 of each configuration, then round 2 of each... (docs/measuring.md §3), counting the
+operator calls of each configuration once, after its first round. It prints one JSON line per event on its
+protocol channel (its original stdout; anything else written to stdout goes to stderr, which the parent
+keeps in <run>/logs/):
 
-    {"event": "ready", "pid": ...}                  torch and transformers are imported
-    {"event": "start", "config_id": ...}            before a configuration starts (the timeout clock)
-    {"event": "record", "record": {...}}            the finished record (the parent writes it to disk)
+    {"event": "ready", "pid": ...}                         torch and transformers are imported
+    {"event": "start", "config_id": ..., "round": r}       before a round starts (the timeout clock)
+    {"event": "done", "config_id": ..., "round": r}        after a round
+    {"event": "pass", "round": r, "rounds": R, "n": k}     after round r of the kind's k configurations
+    {"event": "record", "record": {...}}                   a finished record (the parent writes it to disk)
 
 After an OOM or any other failure it exits, so the next configuration starts in a fresh process
 (see runner.py). It also exits by itself if its parent dies (a watchdog compares getppid()).
@@ -24,10 +28,11 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable
+from typing import Callable
 
 from llmecon.measure.models import build_model, built_shape
 from llmecon.measure.record import base_record
+from llmecon.measure.rounds import combine
 from llmecon.measure.workloads import run_workload
 from llmecon.records.schema import Knobs
 
@@ -49,8 +54,16 @@ def _cleanup(device: str) -> None:
         torch.cuda.empty_cache()
 
 
+def _kinds(configs: list[dict]) -> list[list[dict]]:
+    """The configurations grouped by the model they run on (inference or training), in their order."""
+    out: dict[tuple, list[dict]] = {}
+    for cfg in configs:
+        out.setdefault((cfg["model"], cfg["phase"] == "train"), []).append(cfg)
+    return list(out.values())
+
+
 def execute(job: dict, emit: Callable[[dict], None]) -> int:
-    """Run job["configs"] in order, emitting events; return 0, or EXIT_AFTER_FAILURE after a failure."""
+    """Run job["configs"] in rounds, emitting events; return 0, or EXIT_AFTER_FAILURE after a failure."""
     import torch
     import transformers  # noqa: F401  (imported before the first "start": not charged to its timeout)
 
@@ -58,49 +71,68 @@ def execute(job: dict, emit: Callable[[dict], None]) -> int:
     if job.get("threads"):
         torch.set_num_threads(int(job["threads"]))
     emit({"event": "ready", "pid": os.getpid()})
-    models: dict[Any, Any] = {}
-    for cfg in job["configs"]:
-        emit({"event": "start", "config_id": cfg["config_id"]})
-        shape, full = built_shape(cfg["model"], cfg.get("layers"))
-        t0 = time.perf_counter()
+    for group in _kinds(job["configs"]):
+        built = None
+        outs: dict[str, list[dict]] = {c["config_id"]: [] for c in group}
+        walls: dict[str, float] = dict.fromkeys(outs, 0.0)
         load_before = _loadavg()
-        try:
-            key = (cfg["model"], cfg["phase"] == "train")
-            if key not in models:
-                models.clear()
-                _cleanup(device)
-                models[key] = build_model(
-                    cfg["model"], device=device, dtype=cfg["dtype"], layers=cfg.get("layers"),
-                    attn_implementation=cfg["attn_implementation"], weights=cfg.get("weights", "random"),
-                    train=cfg["phase"] == "train",
-                )
-            out = run_workload(
-                models[key], cfg["phase"], batch_size=cfg["batch_size"], seq_len=cfg["seq_len"],
-                new_tokens=cfg.get("new_tokens") or 0, dtype=cfg["dtype"], device=device,
-                compile=cfg.get("compile", False), static_cache=cfg.get("static_cache", False),
-                activation_checkpointing=cfg.get("activation_checkpointing", False), knobs=knobs,
-            )
-        except Exception as exc:  # every failure becomes a status; the traceback is kept
-            status = "oom" if _is_oom(exc) else "error"
-            rec = base_record(cfg, shape, full, status=status, reasons=[f"{type(exc).__name__}: {exc}"[:500]],
-                              knobs=knobs)
-            rec["error"] = {"type": type(exc).__name__, "message": str(exc)[:2000],
-                            "traceback": traceback.format_exc()[-4000:]}
-            rec["timing"]["total_s"] = time.perf_counter() - t0
-            models.clear()
-            _cleanup(device)
-            emit({"event": "record", "record": rec})
-            return EXIT_AFTER_FAILURE
-        timing = out["timing"]
-        valid = timing["validity"]["valid"]
-        rec = base_record(cfg, shape, full, status="ok" if valid else "invalid",
-                          reasons=[] if valid else timing["validity"]["reasons"], knobs=knobs)
-        rec.update(timing=timing, memory=out["memory"], telemetry=out["telemetry"],
-                   torch_threads=torch.get_num_threads(), wall_s=time.perf_counter() - t0,
-                   host={"loadavg_1m_before": load_before, "loadavg_1m_after": _loadavg(),
-                         "cpu_count": os.cpu_count()})
-        emit({"event": "record", "record": rec})
+        for r in range(knobs.rounds):
+            for cfg in group:
+                emit({"event": "start", "config_id": cfg["config_id"], "round": r})
+                t0 = time.perf_counter()
+                try:
+                    if built is None:
+                        _cleanup(device)
+                        built = build_model(
+                            cfg["model"], device=device, dtype=cfg["dtype"], layers=cfg.get("layers"),
+                            attn_implementation=cfg["attn_implementation"], weights=cfg.get("weights", "random"),
+                            train=cfg["phase"] == "train",
+                        )
+                    outs[cfg["config_id"]].append(run_workload(
+                        built, cfg["phase"], batch_size=cfg["batch_size"], seq_len=cfg["seq_len"],
+                        new_tokens=cfg.get("new_tokens") or 0, dtype=cfg["dtype"], device=device,
+                        compile=cfg.get("compile", False), static_cache=cfg.get("static_cache", False),
+                        activation_checkpointing=cfg.get("activation_checkpointing", False), knobs=knobs,
+                        count_ops=r == 0,
+                    ))
+                except Exception as exc:  # every failure becomes a status; the traceback is kept
+                    emit({"event": "record", "record": _failure(cfg, exc, knobs, time.perf_counter() - t0)})
+                    built = None
+                    _cleanup(device)
+                    return EXIT_AFTER_FAILURE
+                walls[cfg["config_id"]] += time.perf_counter() - t0
+                emit({"event": "done", "config_id": cfg["config_id"], "round": r})
+            emit({"event": "pass", "round": r + 1, "rounds": knobs.rounds, "n": len(group)})
+        for cfg in group:
+            emit({"event": "record", "record": _record(cfg, outs[cfg["config_id"]], knobs,
+                                                       walls[cfg["config_id"]], load_before)})
+        built = None
+        _cleanup(device)
     return 0
+
+
+def _failure(cfg: dict, exc: Exception, knobs: Knobs, wall_s: float) -> dict:
+    shape, full = built_shape(cfg["model"], cfg.get("layers"))
+    status = "oom" if _is_oom(exc) else "error"
+    rec = base_record(cfg, shape, full, status=status, reasons=[f"{type(exc).__name__}: {exc}"[:500]], knobs=knobs)
+    rec["error"] = {"type": type(exc).__name__, "message": str(exc)[:2000], "traceback": traceback.format_exc()[-4000:]}
+    rec["wall_s"] = wall_s
+    return rec
+
+
+def _record(cfg: dict, rounds: list[dict], knobs: Knobs, wall_s: float, load_before: float | None) -> dict:
+    import torch
+
+    shape, full = built_shape(cfg["model"], cfg.get("layers"))
+    merged = combine(rounds, knobs)
+    valid = merged["timing"]["validity"]["valid"]
+    rec = base_record(cfg, shape, full, status="ok" if valid else "invalid",
+                      reasons=[] if valid else merged["timing"]["validity"]["reasons"], knobs=knobs)
+    rec["work"]["ops"] = merged["ops"]
+    rec.update(timing=merged["timing"], memory=merged["memory"], telemetry=merged["telemetry"],
+               torch_threads=torch.get_num_threads(), wall_s=wall_s,
+               host={"loadavg_1m_before": load_before, "loadavg_1m_after": _loadavg(), "cpu_count": os.cpu_count()})
+    return rec
 
 
 def _loadavg() -> float | None:

@@ -1,5 +1,9 @@
 """The three workloads, each timed with `timing.measure`, each doing the work a real system does.
 
+`run_workload` measures ONE round of one configuration (the worker interleaves the rounds of a model's
+configurations and `rounds.combine` merges them into the record). With ``count_ops`` it also counts the
+operator calls of one extra, untimed step (`opcount.count_ops`).
+
 A "timed call" (one sample) is, per phase:
 
 - **prefill**: one forward over batch x seq_len random tokens, no KV cache (`use_cache=False`), logits
@@ -38,6 +42,7 @@ import time
 from typing import Any
 
 from llmecon.measure.models import BuiltModel, enable_activation_checkpointing, torch_dtype
+from llmecon.measure.opcount import count_ops
 from llmecon.measure.probe import HostCpuMonitor, TelemetrySampler, device_kind
 from llmecon.measure.timing import DEFAULT_KNOBS, measure
 from llmecon.records.schema import Knobs
@@ -45,30 +50,30 @@ from llmecon.vocab import PHASES
 
 SEED = 0
 
-# Test-only fault injection (read by the worker process; never set these outside tests):
+# Test-only fault injection (read by the worker process; never set these outside tests). A value is a batch
+# size N, or PHASE:N to hit that phase only:
 #   LLMECON_FAULT_OOM_BATCH=N    raise torch.OutOfMemoryError in any configuration with batch >= N
 #   LLMECON_FAULT_CRASH_BATCH=N  kill the worker process (os._exit(86)) in the configuration with batch == N
 #   LLMECON_FAULT_HANG_BATCH=N   sleep forever in the configuration with batch == N (tests timeouts, Ctrl-C)
 FAULT_ENV = ("LLMECON_FAULT_OOM_BATCH", "LLMECON_FAULT_CRASH_BATCH", "LLMECON_FAULT_HANG_BATCH")
 
 
-def _planted_faults(batch_size: int) -> None:
+def _fault(name: str, phase: str) -> int | None:
+    value = os.environ.get(name, "")
+    want, _, batch = value.rpartition(":")
+    return int(batch) if batch.isdigit() and want in ("", phase) else None
+
+
+def _planted_faults(phase: str, batch_size: int) -> None:
     import torch
 
-    def hit(name):
-        value = os.environ.get(name)
-        return value is not None and value.isdigit() and batch_size >= int(value)
-
-    def exact(name):
-        value = os.environ.get(name)
-        return value is not None and value.isdigit() and batch_size == int(value)
-
-    if hit("LLMECON_FAULT_OOM_BATCH"):
-        oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
-        raise oom(f"planted by LLMECON_FAULT_OOM_BATCH={os.environ['LLMECON_FAULT_OOM_BATCH']} (test only)")
-    if exact("LLMECON_FAULT_CRASH_BATCH"):
+    oom, crash, hang = (_fault(name, phase) for name in FAULT_ENV)
+    if oom is not None and batch_size >= oom:
+        raise (getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError)(
+            f"planted by LLMECON_FAULT_OOM_BATCH={os.environ['LLMECON_FAULT_OOM_BATCH']} (test only)")
+    if crash is not None and batch_size == crash:
         os._exit(86)
-    if exact("LLMECON_FAULT_HANG_BATCH"):
+    if hang is not None and batch_size == hang:
         while True:
             time.sleep(3600)
 
@@ -127,11 +132,14 @@ def _telemetry(sampler: TelemetrySampler, summary: dict, m, tokens_per_step: int
 
 def run_workload(built: BuiltModel, phase: str, *, batch_size: int, seq_len: int, new_tokens: int, dtype: str,
                  device: str, compile: bool = False, static_cache: bool = False,
-                 activation_checkpointing: bool = False, knobs: Knobs | None = None) -> dict:
-    """Run one configuration and return the record's timing, memory and telemetry blocks.
+                 activation_checkpointing: bool = False, knobs: Knobs | None = None,
+                 count_ops: bool = False) -> dict:
+    """Measure one round of one configuration: {"round": the record's round block, "timing_extra": the
+    phase's fields of the timing block, "telemetry", "memory", "ops" (None unless ``count_ops``),
+    "tokens_per_step"}.
 
-    ``knobs``: how to time it (default: the device kind's, timing.DEFAULT_KNOBS). Exceptions (an OOM, say)
-    propagate: the worker turns them into a status.
+    ``knobs``: how to time it (default: the device kind's, timing.DEFAULT_KNOBS; ``rounds`` is the worker's
+    business). Exceptions (an OOM, say) propagate: the worker turns them into a status.
     """
     import torch
 
@@ -139,16 +147,16 @@ def run_workload(built: BuiltModel, phase: str, *, batch_size: int, seq_len: int
         raise ValueError(f"unknown phase {phase!r}")
     knobs = knobs or DEFAULT_KNOBS[device_kind(device)]
     torch.manual_seed(SEED)
-    _planted_faults(batch_size)
+    _planted_faults(phase, batch_size)
     torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
     torch.backends.cudnn.allow_tf32 = dtype == "tf32"
     _memory_begin(device)
     if phase == "prefill":
-        out = _prefill(built, batch_size, seq_len, device, compile, knobs)
+        out = _prefill(built, batch_size, seq_len, device, compile, knobs, count_ops)
     elif phase == "decode":
-        out = _decode(built, batch_size, seq_len, new_tokens, device, compile, static_cache, knobs)
+        out = _decode(built, batch_size, seq_len, new_tokens, device, compile, static_cache, knobs, count_ops)
     else:
-        out = _train(built, batch_size, seq_len, dtype, device, compile, activation_checkpointing, knobs)
+        out = _train(built, batch_size, seq_len, dtype, device, compile, activation_checkpointing, knobs, count_ops)
     out["memory"] = _memory_end(device)
     _telemetry_warnings(out, device)
     return out
@@ -161,7 +169,7 @@ def _telemetry_warnings(out: dict, device: str) -> None:
     """Warn `host_busy:<n>_other_cores` when other processes used the CPU during the timed window;
     on a GPU, `no_clock_telemetry` when NVML did not answer and `throttled:<reasons>` when the clocks
     were held back by power or heat (the numbers stay, flagged)."""
-    warnings = out["timing"]["validity"]["warnings"]
+    warnings = out["round"]["validity"]["warnings"]
     tele = out["telemetry"]
     if (tele.get("host_cpu") or {}).get("busy"):
         warnings.append(f"host_busy:{tele['host_cpu']['other_cpu_cores']:.2f}_other_cores")
@@ -192,7 +200,11 @@ def _measure_with_telemetry(fn, device: str, knobs: Knobs, tokens_per_step: int,
     return m, tele
 
 
-def _prefill(built, batch_size, seq_len, device, compile, knobs) -> dict:
+def _ops(step, device: str, compile: bool, count: bool) -> dict | None:
+    return (count_ops(step, device, compiled=compile) if count else None)
+
+
+def _prefill(built, batch_size, seq_len, device, compile, knobs, count) -> dict:
     import torch
 
     model = built.model
@@ -204,7 +216,9 @@ def _prefill(built, batch_size, seq_len, device, compile, knobs) -> dict:
 
     with torch.inference_mode():
         m, tele = _measure_with_telemetry(step, device, knobs, batch_size * seq_len)
-    return {"timing": m.to_dict(), "telemetry": tele, "tokens_per_step": batch_size * seq_len}
+        ops = _ops(step, device, compile, count)
+    return {"round": m.to_dict(), "timing_extra": {}, "telemetry": tele, "ops": ops,
+            "tokens_per_step": batch_size * seq_len}
 
 
 class _Decoder:
@@ -254,7 +268,7 @@ class _Decoder:
         return int(self.cache.get_seq_length())
 
 
-def _decode(built, batch_size, seq_len, new_tokens, device, compile, static_cache, knobs) -> dict:
+def _decode(built, batch_size, seq_len, new_tokens, device, compile, static_cache, knobs, count) -> dict:
     import torch
 
     dec = _Decoder(built, batch_size, seq_len, new_tokens, device, compile, static_cache)
@@ -276,21 +290,22 @@ def _decode(built, batch_size, seq_len, new_tokens, device, compile, static_cach
         m, tele = _measure_with_telemetry(dec.step, device, knobs, batch_size, on_start=dec.prefill,
                                           on_sample=on_sample)
         final_cache_len = dec.cache_length()
-    expected = seq_len + dec.i
-    timing = m.to_dict()
-    timing.update(
-        context_positions=positions,
-        prompt_prefill_s=prompt_prefill_s,
-        protocol="per-step samples; warm-up = one full untimed pass; prompt re-prefilled (untimed) before each pass",
-        cache="static" if static_cache else "dynamic",
-    )
+        expected = seq_len + dec.i
+        if count:  # one step at the first timed position, after the round
+            dec.prefill()
+        ops = _ops(dec.step, device, compile, count)
+    rnd = m.to_dict()
+    rnd["context_positions"] = positions
+    extra = {"prompt_prefill_s": prompt_prefill_s, "cache": "static" if static_cache else "dynamic",
+             "protocol": "per-step samples; warm-up = one full untimed pass; prompt re-prefilled (untimed) "
+                         "before each pass"}
     if final_cache_len != expected:  # the cache must hold exactly the prompt plus the steps taken
-        timing["validity"]["valid"] = False
-        timing["validity"]["reasons"].append(f"cache_length_mismatch:{final_cache_len}!={expected}")
-    return {"timing": timing, "telemetry": tele, "tokens_per_step": batch_size}
+        rnd["validity"]["valid"] = False
+        rnd["validity"]["reasons"].append(f"cache_length_mismatch:{final_cache_len}!={expected}")
+    return {"round": rnd, "timing_extra": extra, "telemetry": tele, "ops": ops, "tokens_per_step": batch_size}
 
 
-def _train(built, batch_size, seq_len, dtype, device, compile, activation_checkpointing, knobs) -> dict:
+def _train(built, batch_size, seq_len, dtype, device, compile, activation_checkpointing, knobs, count) -> dict:
     import torch
 
     model = built.model
@@ -324,12 +339,11 @@ def _train(built, batch_size, seq_len, dtype, device, compile, activation_checkp
 
     m, tele = _measure_with_telemetry(step, device, knobs, batch_size * seq_len)
     loss = float(last[0].detach().float().cpu())
-    timing = m.to_dict()
-    timing["master_dtype"] = "fp32"
-    timing["autocast_dtype"] = dtype if half else None
-    timing["final_loss"] = loss
+    ops = _ops(step, device, compile, count)
+    rnd = m.to_dict()
+    extra = {"master_dtype": "fp32", "autocast_dtype": dtype if half else None, "final_loss": loss}
     if not math.isfinite(loss):
-        timing["validity"]["valid"] = False
-        timing["validity"]["reasons"].append("non_finite_loss")
+        rnd["validity"]["valid"] = False
+        rnd["validity"]["reasons"].append("non_finite_loss")
     optimizer = None  # free its state before the next configuration (step() above holds the name)
-    return {"timing": timing, "telemetry": tele, "tokens_per_step": batch_size * seq_len}
+    return {"round": rnd, "timing_extra": extra, "telemetry": tele, "ops": ops, "tokens_per_step": batch_size * seq_len}

@@ -1,7 +1,8 @@
 """Results into one tidy pandas DataFrame: one row per record, derived numbers computed on load.
 
 The loader reads records of any schema through ``store.read_record`` (migrated, validated), recomputes
-the statistics from the raw samples (``stats.summarize``) and derives tokens/s, achieved FLOP/s, MFU and
+the statistics from the raw samples of every round (``stats.summarize_rounds``: the median over rounds of
+each round's mean step time, and the spread between rounds as the noise) and derives tokens/s, achieved FLOP/s, MFU and
 bandwidth use from the samples and the hardware sheet as it is *now* (a corrected datasheet peak
 re-derives old runs). Files that cannot be used are reported as ``"<file>: <reason>"`` problems and the
 rest still loads.
@@ -30,7 +31,7 @@ from llmecon.costmodel.memory import BYTES_PER_ELEMENT
 from llmecon.errors import UserError
 from llmecon.records.schema import Record, Run
 from llmecon.records.store import existing_folders, find_runs, read_record, read_run, record_files
-from llmecon.stats import summarize
+from llmecon.stats import summarize_rounds
 from llmecon.vocab import CONVENTIONS
 
 # Columns whose numbers are bounded by physics (the FLOPs the kernels ran, the bytes a decode step reads).
@@ -44,18 +45,22 @@ def columns() -> list[str]:
         "device_kind", "dtype", "phase", "status", "reason", "warnings",
         "batch_size", "seq_len", "new_tokens", "attn_implementation", "compile", "static_cache",
         "activation_checkpointing", "layer_scale", "time_scale",
-        "step_time_s", "step_time_iqr_s", "first_call_s", "n_samples", "tokens_per_step", "tokens_per_s",
+        "step_time_s", "step_time_spread", "round_means_s", "n_rounds", "n_samples", "first_call_s",
+        "tokens_per_step", "tokens_per_s",
         *[f"flops_per_step_{c}" for c in CONVENTIONS], "bytes_per_step",
         "peak_flops_per_s", "peak_reason", "ceiling_flops_per_s", "peak_bytes_per_s", "ceiling_bytes_per_s",
         *[f"achieved_flops_per_s_{c}" for c in CONVENTIONS],
         *[f"mfu_{c}" for c in CONVENTIONS],
         *[f"mfu_{c}_vs_ceiling" for c in CONVENTIONS],
         "bytes_per_s", "bandwidth_util", "bandwidth_util_vs_ceiling",
-        "weight_bytes", "peak_memory_bytes", "energy_j_per_token", "mean_power_w", "valid", "path",
+        "weight_bytes", "peak_memory_bytes", "energy_j_per_token", "mean_power_w",
+        "aten_ops_per_step", "aten_op_counts", "cuda_kernels_per_step", "valid", "path",
     ]  # fmt: skip
 
 
-_INT = ("batch_size", "seq_len", "new_tokens", "n_samples", "tokens_per_step")
+_INT = ("batch_size", "seq_len", "new_tokens", "n_rounds", "n_samples", "tokens_per_step", "aten_ops_per_step",
+        "cuda_kernels_per_step")
+_OBJECT = ("round_means_s", "aten_op_counts")  # a list of seconds per round; {operator: calls per step}
 _TEXT = ("run_id", "config_id", "created_utc", "model", "model_spec", "hardware", "hardware_id", "device_name",
          "device_kind", "dtype", "phase", "status", "reason", "warnings", "attn_implementation", "peak_reason",
          "path")
@@ -135,20 +140,31 @@ def _row(rec: Record, run: Run | None, sheet: _Sheet) -> dict:
     reasons = list(rec.reasons)
     warnings = ["dirty_build"] if run is not None and run.environment.git_dirty else []
     row.update(_peaks(run, cfg.dtype, sheet))
+    ops = work.ops
+    if ops is not None:
+        row.update(aten_ops_per_step=ops.aten_ops_per_step, aten_op_counts=dict(ops.aten_op_counts) or None,
+                   cuda_kernels_per_step=ops.cuda_kernels_per_step)
     if rec.status in ("ok", "invalid"):
         scale = model.time_scale
-        samples = rec.timing.samples_s
-        stats, verdict = summarize(samples)
+        rounds = rec.timing.rounds
+        stats, verdict = summarize_rounds([r.samples_s for r in rounds])
         stored = rec.timing.validity
         if not stored.valid and not stored.reasons:
             reasons.append("timing_invalid")
         _add(reasons, [*stored.reasons, *verdict.reasons])
-        _add(warnings, [*stored.warnings, *verdict.warnings])
-        step = stats["median_s"] * scale if stats["median_s"] is not None else None
+        for r in rounds:
+            _add(reasons, r.validity.reasons)
+        noise_words = ("noisy", "very_noisy") if len(rounds) > 1 else ()  # between rounds: the verdict's
+        _add(warnings, [w for w in stored.warnings if w not in noise_words])
+        _add(warnings, verdict.warnings)
+        step = stats["step_s"] * scale if stats["step_s"] is not None else None
         tokens = work.tokens_per_step
-        row.update(step_time_s=step, step_time_iqr_s=stats["iqr_s"] * scale if stats["iqr_s"] is not None else None,
-                   n_samples=len(samples), tokens_per_step=tokens, tokens_per_s=_ratio(tokens, step),
-                   first_call_s=rec.timing.first_call_s * scale if rec.timing.first_call_s is not None else None)
+        n_samples = sum(len(r.samples_s) for r in rounds)
+        first = rounds[0].first_call_s if rounds else None
+        row.update(step_time_s=step, step_time_spread=stats["spread"],
+                   round_means_s=[m * scale for m in stats["round_means_s"]], n_rounds=len(rounds),
+                   n_samples=n_samples, tokens_per_step=tokens, tokens_per_s=_ratio(tokens, step),
+                   first_call_s=first * scale if first is not None else None)
         full = work.full_model
         for c in CONVENTIONS:
             flops = full.flops_per_step.get(c)
@@ -161,8 +177,8 @@ def _row(rec: Record, run: Run | None, sheet: _Sheet) -> dict:
         row["bandwidth_util"] = _utilization(row["bytes_per_step"], step, row["peak_bytes_per_s"])
         row["bandwidth_util_vs_ceiling"] = _utilization(row["bytes_per_step"], step, row["ceiling_bytes_per_s"])
         energy = rec.telemetry.energy_j
-        if energy is not None and samples:
-            row["energy_j_per_token"] = energy / (tokens * len(samples)) * scale
+        if energy is not None and n_samples:
+            row["energy_j_per_token"] = energy / (tokens * n_samples) * scale
         if step is None or not step > 0:
             reasons.append("no_step_time")
         for column in GATED:
@@ -263,6 +279,8 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
             frame[column] = frame[column].astype(bool)
         elif column in _TEXT:
             frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+        elif column in _OBJECT:
+            frame[column] = frame[column].astype(object)
         else:
             frame[column] = frame[column].astype(float)
     return frame

@@ -12,6 +12,17 @@ Schema 1 -> 2 (llmecon 0.1, before the format was declared in ``schema.py``):
   the built model's work times ``layer_scale`` and ``model.time_scale`` becomes ``layer_scale``, so they load
   exactly as they always did (an overstatement by the embedding and LM head's share, which schema 2 runs do
   not make). ``model.extrapolation_basis`` says so.
+
+Schema 2 -> 3 (rounds):
+
+- the one timing window of a schema 2 record becomes its single round: ``timing.samples_s``, ``first_call_s``,
+  ``warmup_iters``, ``n_samples``, ``total_s``, ``median_s``, ``validity`` (and ``context_positions`` for decode)
+  move into ``timing.rounds[0]``; its IQR and percentiles are dropped (the loader recomputes from samples);
+  the stopping reason was not recorded (``stop`` null). ``timing.spread`` is null: one round has no spread
+  between rounds; ``timing.step_s`` is null (the loader computes the step time from the samples, as it always
+  did: now the round's mean, where schema 2 reported its median);
+- ``measure`` gains ``rounds`` = 1 and ``target_rel_ci`` = null (schema 2 stopped at its minimums);
+- ``work.ops`` stays absent: operator counts were not recorded.
 """
 
 from __future__ import annotations
@@ -48,6 +59,8 @@ def upgrade_run(doc: Any) -> dict:
     if version == 1:
         doc = {"schema_version": 2, "kind": "llmecon-run",
                **{k: v for k, v in doc.items() if k != "schema_version"}}
+    if version <= 2:
+        doc["schema_version"] = 3
     return doc
 
 
@@ -79,9 +92,28 @@ def _record_1_to_2(doc: dict) -> dict:
     return out
 
 
+_ROUND_FIELDS = ("samples_s", "first_call_s", "warmup_iters", "n_samples", "total_s", "median_s", "validity",
+                 "context_positions")
+_DROPPED_FIELDS = ("iqr_s", "p10_s", "p90_s")
+
+
+def _record_2_to_3(doc: dict) -> dict:
+    doc["schema_version"] = 3
+    timing = doc.get("timing")
+    if isinstance(timing, dict) and "rounds" not in timing:
+        one = {k: timing[k] for k in _ROUND_FIELDS if k in timing}
+        rest = {k: v for k, v in timing.items() if k not in _ROUND_FIELDS and k not in _DROPPED_FIELDS}
+        doc["timing"] = {"rounds": [one], "step_s": None, "spread": None,
+                         "validity": timing.get("validity"), **rest}
+    return doc
+
+
 def upgrade_record(doc: Any) -> dict:
     """A record of any known schema as a current-schema dict (a copy)."""
     version = schema_version(doc)
+    doc = copy.deepcopy(doc)
     if version == 1:
-        return _record_1_to_2(copy.deepcopy(doc))
-    return copy.deepcopy(doc)
+        doc = _record_1_to_2(doc)
+    if version <= 2:
+        doc = _record_2_to_3(doc)
+    return doc

@@ -1,4 +1,4 @@
-"""The record format, declared once: ``run.json`` and one record per configuration, schema version 2.
+"""The record format, declared once: ``run.json`` and one record per configuration, schema version 3.
 
 A run folder::
 
@@ -16,6 +16,11 @@ Work and time with ``--layers k`` (k of L layers built): ``work`` counts the mod
 ``work.full_model`` the whole model, both exact from the cost model; ``model.time_scale`` is the full/built
 ratio of the work that dominates the phase (executed FLOPs for prefill and train, bytes read for decode),
 by which the loader extrapolates measured time; ``model.layer_scale`` (L/k) is information only.
+
+Timing (schema 3): a configuration is measured in ``rounds``, interleaved with the other configurations of
+its model (docs/measuring.md §3). Each round keeps its raw samples; the configuration's estimate is the
+median over rounds of each round's mean step time, and its noise the spread between rounds. ``work.ops`` holds the counts timing
+cannot move (operator calls per step).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from pydantic import ConfigDict, Field, NonNegativeFloat, NonNegativeInt, Positi
 
 from llmecon.formats import Strict
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 CONFIG_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+=,@-]{0,199}$"
 
 Phase = Literal["prefill", "decode", "train"]
@@ -121,7 +126,7 @@ class Run(Strict):
     """``run.json``: one bench run. ``config`` is the bench's own description of the sweep (what
     ``bench --resume`` reruns); it is validated by the bench when it resumes, not here."""
 
-    schema_version: Literal[2]
+    schema_version: Literal[3]
     kind: Literal["llmecon-run"] = "llmecon-run"
     run_id: str
     created_utc: str
@@ -178,23 +183,36 @@ class ValidityBlock(Strict):
     warnings: list[str] = Field(default_factory=list)
 
 
-class TimingBlock(Strict):
-    """Raw samples (seconds per timed call; null for a non-finite sample sanitised on write) and what
-    bench computed from them; the loader recomputes the statistics from ``samples_s``."""
+class RoundBlock(Strict):
+    """One round: the cold call, a warm-up on the same shapes, then timed calls until the stopping rule
+    (measure.timing). Raw samples in seconds per timed call (null for a non-finite sample sanitised on
+    write); the loader recomputes every statistic from them."""
 
     samples_s: list[float | None]
     first_call_s: NonNegativeFloat | None
     warmup_iters: NonNegativeInt
     n_samples: NonNegativeInt
-    total_s: NonNegativeFloat | None
+    total_s: NonNegativeFloat | None      # wall clock of the timed window
+    stop: Literal["precision", "minimums", "max_time", "max_iters"] | None = None  # null: not recorded
+    cap_s: NonNegativeFloat | None = None  # the window's cap, scaled to the step time
+    mean_s: float | None = None            # the round's statistic: its throughput is work / mean step
     median_s: float | None = None
-    iqr_s: float | None = None
-    p10_s: float | None = None
-    p90_s: float | None = None
+    ci_low_s: float | None = None          # the median's distribution-free 95 % interval (the stopping rule's)
+    ci_high_s: float | None = None
+    validity: ValidityBlock
+    context_positions: list[PositiveInt] | None = None  # decode: the context length of each sample
+
+
+class TimingBlock(Strict):
+    """The configuration's rounds and what bench computed from them: ``step_s`` is the median over rounds of
+    each round's mean step time, ``spread`` the round means' (max - min) / 2 over it (null with one round)."""
+
+    rounds: list[RoundBlock]
+    step_s: float | None = None
+    spread: NonNegativeFloat | None = None
     validity: ValidityBlock
     statistic: str | None = None
     # decode
-    context_positions: list[PositiveInt] | None = None
     prompt_prefill_s: NonNegativeFloat | None = None
     protocol: str | None = None
     cache: Literal["static", "dynamic"] | None = None
@@ -210,6 +228,16 @@ class FullModelWork(Strict):
     hardware_flops_per_step: NonNegativeFloat | None = None
 
 
+class OpCounts(Strict):
+    """Operator calls in one untimed step, counted on the device: work that timing noise cannot move (a
+    different attention kernel or an added copy changes it). Null counts carry ``reason``."""
+
+    aten_ops_per_step: NonNegativeInt | None
+    aten_op_counts: dict[str, NonNegativeInt] = Field(default_factory=dict)
+    cuda_kernels_per_step: NonNegativeInt | None = None
+    reason: str | None = None
+
+
 class Work(Strict):
     """Work per timed call, from the cost model, for the model as built (and the full model)."""
 
@@ -221,6 +249,7 @@ class Work(Strict):
     hardware_flops_per_step: NonNegativeFloat | None = None
     hardware_flops_definition: str | None = None
     full_model: FullModelWork
+    ops: OpCounts | None = None
 
 
 class MemoryBlock(Strict):
@@ -258,10 +287,12 @@ class Telemetry(Strict):
 
 
 class Knobs(Strict):
-    """How one configuration is timed (measure.timing.measure): at least ``warmup_iters`` warm-up calls after
-    the cold one, then timed calls until both ``min_iters`` samples and ``min_time_s`` of summed sample time
-    are reached, or a cap hits first (``max_iters`` samples, ``max_time_s`` of wall clock in the window).
-    measure.timing.DEFAULT_KNOBS holds the defaults per device kind; a record keeps the knobs it ran with."""
+    """How one configuration is timed (measure.timing.measure): ``rounds`` rounds, interleaved with the other
+    configurations of the model; in each, at least ``warmup_iters`` warm-up calls after the cold one, then timed
+    calls until ``min_iters`` samples and ``min_time_s`` of summed sample time are reached and the median is
+    known to ``target_rel_ci`` (relative half-width of its 95 % interval; null: stop at the minimums), or a cap
+    hits first: ``max_iters`` samples, or ``max_time_s`` of wall clock, raised to what ``min_iters`` calls of the
+    warm step need. measure.timing.DEFAULT_KNOBS holds the defaults per device kind; a record keeps its knobs."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -270,6 +301,8 @@ class Knobs(Strict):
     min_time_s: NonNegativeFloat
     max_time_s: PositiveFloat
     max_iters: PositiveInt = 10_000
+    rounds: PositiveInt = 1
+    target_rel_ci: PositiveFloat | None = None
 
 
 class ErrorBlock(Strict):
@@ -288,7 +321,7 @@ class Record(Strict):
     """One configuration's outcome. ``status`` ok and invalid carry samples; oom, error, timeout, skipped
     and interrupted carry ``reasons`` (and ``error`` with the traceback for error)."""
 
-    schema_version: Literal[2]
+    schema_version: Literal[3]
     kind: Literal["llmecon-record"] = "llmecon-record"
     run_id: str
     created_utc: str

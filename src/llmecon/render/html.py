@@ -68,6 +68,7 @@ def render_report(inputs: ReportInputs) -> str:
                                                             inputs.predicted, inputs.predicted_missing)),
         ("costs", "$ per 1M tokens", sections.costs(calib, inputs.costs, inputs.cost_notes, inputs.term)),
         ("article", "The article", sections.article(inputs.article, inputs.article_error)),
+        ("measurements", "Every measurement", sections.measurements(frame)),
         ("rows", "Rows not plotted", sections.not_plotted(frame, inputs.results.problems)),
         ("provenance", "Provenance", sections.provenance(frame, inputs.results.runs, calib, inputs.calibration_source,
                                                          [str(p) for p in inputs.results.paths], now)),

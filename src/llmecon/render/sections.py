@@ -11,7 +11,7 @@ from llmecon.calibration.document import Calibration
 from llmecon.records.schema import Run
 from llmecon.render import figures as F
 from llmecon.render.page import Raw, esc, figure, is_num, omitted, para, percent, section, table_html
-from llmecon.units import pct, si, usd
+from llmecon.units import pct, si, spread, usd
 from llmecon.vocab import PHASES
 
 
@@ -46,10 +46,31 @@ def summary(frame: pd.DataFrame, convention: str) -> str:
                      "the hardware sheet). Bandwidth use is counted for decode only.", "note")
     noisy = rows[rows["warnings"].astype(object).fillna("").astype(str).str.contains("noisy")]
     if len(noisy):
-        body += para(f"Noise: {len(noisy)} of {len(rows)} valid row(s) are flagged noisy (IQR over 10 % of the median "
-                     "step time) or very noisy (over 25 %); their numbers are less certain (see the last column of "
-                     "<code>llmecon results show</code>).", "omitted")
+        body += para(f"Noise: {len(noisy)} of {len(rows)} valid row(s) are flagged noisy (their rounds' means spread "
+                     "over ±5 % of the median) or very noisy (over ±12.5 %); their numbers are less certain (see "
+                     "<a href='#measurements'>every measurement</a>).", "omitted")
     return section("summary", "Key numbers", body)
+
+
+def measurements(frame: pd.DataFrame) -> str:
+    """Every configuration with its noise and verdict: the numbers the figures are drawn from."""
+    frame = frame.sort_values(["model", "hardware", "phase", "seq_len", "batch_size"])
+    rows = []
+    for _, r in frame.iterrows():
+        text = r["warnings"] if isinstance(r["warnings"], str) else ""
+        warnings = "; ".join(w for w in text.split("; ") if w and w != "dirty_build")
+        verdict = r["reason"] if isinstance(r["reason"], str) else (warnings or "ok")
+        rows.append([r["model"], r["hardware"], r["phase"], r["batch_size"], r["seq_len"], r["status"],
+                     si(r["tokens_per_s"], "tok/s") if is_num(r["tokens_per_s"]) else None,
+                     si(r["step_time_s"], "s") if is_num(r["step_time_s"]) else None,
+                     spread(None if pd.isna(r["step_time_spread"]) else float(r["step_time_spread"]),
+                            None if pd.isna(r["n_rounds"]) else int(r["n_rounds"])), verdict])
+    body = table_html(["model", "device", "phase", "batch", "seq_len", "status", "tokens/s", "step", "noise",
+                       "verdict"], rows)
+    body += para("Step: the median over rounds of each round's mean step time (rounds interleave the configurations, "
+                 "so a burst of other work costs one round of each). Noise: half the range of the round means over "
+                 "their median. Verdict: why a row is not valid, else what to be wary of.", "note")
+    return section("measurements", "Every measurement", body)
 
 
 def utilization(frame: pd.DataFrame, convention: str) -> str:
@@ -115,7 +136,7 @@ def calibration(calib: Calibration | None, source: str | None, error: str | None
     if warned:   # e.g. an η of 100 % that is a bound the rows did not resolve, not a measured efficiency
         body += para("Caution: " + "; ".join(esc(w) for w in warned) + ".", "omitted fit-warning")
     if calib.refused:
-        body += para("Not fitted: " + "; ".join(esc(f"{r.key}: {r.refused}") for r in calib.refused), "omitted")
+        body += para("Not fitted: " + "; ".join(esc(r.describe()) for r in calib.refused), "omitted")
     text = "held-out median error (leave one shape out): " + ", ".join(
         f"{f.phase} {f.heldout.median_rel_error:.1%}" for f in calib.fits)
     note = f"{missing} valid row(s) have no fit in this calibration and are not shown." if missing else None
