@@ -53,8 +53,10 @@ step() {  # name, limit_s, command...
 
 # overridable only to rehearse the plumbing on a CPU: M1=tiny M8=tiny SEQ=64 DEVICE=cpu DTYPE=fp32
 M1="${M1:-llama-3.2-1b}" M8="${M8:-llama-3-8b}" SEQ="${SEQ:-2048}" DEVICE="${DEVICE:-cuda}" DTYPE="${DTYPE:-bf16}"
-COMMON=(--dtype "$DTYPE" --device "$DEVICE" --out "$RUNS" --min-iters 10 --min-time 0.5 --max-time 5 --warmup 3
-        --timeout 90)
+# three interleaved rounds a configuration (five by default): enough for compare's 90 % interval and a spread, within
+# the budget
+COMMON=(--dtype "$DTYPE" --device "$DEVICE" --out "$RUNS" --rounds 3 --min-iters 10 --min-time 0.3 --max-time 3
+        --precision 2% --warmup 3 --timeout 90)
 
 if python3 -c "import pytest" 2>/dev/null; then
   step gpu-tests 70 python3 -m pytest tests/measure/test_gpu.py -q -p no:cacheprovider
@@ -88,16 +90,19 @@ for p in res.problems:
     print("problem:", p)
 frame = res.frame
 frame.to_csv(sys.argv[2], index=False)
-cols = ["model", "phase", "batch_size", "seq_len", "status", "tokens_per_s", "step_time_s", "mfu_executed",
-        "mfu_executed_vs_ceiling", "mfu_non_embedding", "bandwidth_util", "energy_j_per_token", "peak_memory_bytes"]
+cols = ["model", "phase", "batch_size", "seq_len", "status", "tokens_per_s", "step_time_s", "step_time_spread",
+        "mfu_executed", "mfu_executed_vs_ceiling", "mfu_non_embedding", "bandwidth_util", "energy_j_per_token",
+        "peak_memory_bytes", "aten_ops_per_step", "cuda_kernels_per_step"]
 f = frame.sort_values(["model", "phase", "batch_size"])[cols].copy()
 f["step_ms"] = f.pop("step_time_s") * 1e3
 f["peak_GiB"] = f.pop("peak_memory_bytes") / 2**30
+f["noise%"] = (100 * f.pop("step_time_spread")).round(1)
 for c in ("mfu_executed", "mfu_executed_vs_ceiling", "mfu_non_embedding", "bandwidth_util"):
     f[c] = (100 * f[c]).round(1)
 print(f.rename(columns={"mfu_executed": "mfu_exec%", "mfu_executed_vs_ceiling": "mfu_ceil%",
                         "mfu_non_embedding": "mfu_ne%", "bandwidth_util": "bw%", "batch_size": "b",
-                        "seq_len": "seq", "energy_j_per_token": "J/tok"}).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+                        "seq_len": "seq", "energy_j_per_token": "J/tok", "aten_ops_per_step": "ops",
+                        "cuda_kernels_per_step": "kernels"}).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 bad = frame[frame["status"] != "ok"]
 for r in bad.itertuples():
     print(f"not ok: {r.model} {r.phase} b={r.batch_size}: {r.status}: {r.reason}")

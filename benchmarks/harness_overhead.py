@@ -79,8 +79,8 @@ def main() -> None:
                                dtype="fp32", device="cpu",
                                knobs=Knobs(warmup_iters=3, min_iters=10, min_time_s=1.0, max_time_s=10.0))
             # bench's number is what the results loader reports: tokens / median step time
-            bench = tokens / out["timing"]["median_s"]
-            samples = out["timing"]["samples_s"]
+            bench = tokens / out["round"]["median_s"]
+            samples = out["round"]["samples_s"]
             bench_mean = tokens * len(samples) / sum(samples)
             bare_tps.append(bare)
             bench_tps.append(bench)
@@ -90,7 +90,7 @@ def main() -> None:
               f"tok/s; bench(median)/bare = {statistics.median(ratios):.3f}, "
               f"bench(mean)/bare = {statistics.median(mean_ratios):.3f} "
               f"(rounds: {', '.join(f'{r:.3f}' for r in mean_ratios)}); fixed cost / median call = "
-              f"{fixed_s / statistics.median(out['timing']['samples_s']):.2e}")
+              f"{fixed_s / statistics.median(out['round']['samples_s']):.2e}")
 
 
 if __name__ == "__main__":
