@@ -18,6 +18,7 @@ from llmecon.measure.record import base_record
 from llmecon.measure.timing import DEFAULT_KNOBS
 from llmecon.records.load import columns
 from llmecon.records.store import make_config_id, new_run, write_record
+from llmecon.records.schema import MIN_ENERGY_WINDOW_S
 from llmecon.vocab import CONVENTIONS
 
 DATA = Path(__file__).parent / "data"
@@ -107,7 +108,8 @@ class Plant:
                                          "validity": verdict} for r in per_round],
                              "validity": verdict}
         rec["memory"] = {"peak_bytes": 2.0e9}
-        rec["telemetry"] = {"energy_j": energy_j, "mean_power_w": 500.0 if energy_j else None}
+        rec["telemetry"] = {"energy_j": energy_j, "mean_power_w": 500.0 if energy_j else None,
+                            "window_s": MIN_ENERGY_WINDOW_S if energy_j else None}
         return rec
 
     @staticmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llmecon.measure.worker import execute
-from llmecon.records.schema import Knobs, Record
+from llmecon.records.schema import SCHEMA_VERSION, Knobs, Record
 from llmecon.records.store import make_config_id
 
 pytestmark = pytest.mark.slow   # builds a model
@@ -35,7 +35,7 @@ def test_worker_rounds_are_round_robin_and_every_record_keeps_its_rounds():
     records = [e["record"] for e in events if e["event"] == "record"]
     assert [r["config_id"] for r in records] == ids
     for rec in records:
-        doc = Record.model_validate({"schema_version": 3, "run_id": "r", "created_utc": "now", **rec})
+        doc = Record.model_validate({"schema_version": SCHEMA_VERSION, "run_id": "r", "created_utc": "now", **rec})
         assert doc.status == "ok" and len(doc.timing.rounds) == 3 and doc.measure.rounds == 3
         assert doc.timing.step_s > 0 and doc.timing.spread is not None
         assert doc.work.ops is not None and doc.work.ops.aten_ops_per_step > 0

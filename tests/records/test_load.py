@@ -11,6 +11,7 @@ import pytest
 
 from llmecon.errors import UserError
 from llmecon.records.load import columns, load_results
+from llmecon.records.schema import MIN_ENERGY_WINDOW_S, SCHEMA_VERSION
 from llmecon.vocab import CONVENTIONS
 
 H200_BF16 = 989e12  # the hardware sheet's dense bf16 peak of the H200
@@ -65,7 +66,7 @@ def test_load_missing_or_newer_run_json(tmp_path, plant):
     assert res.problems == [f"{run_dir / 'run.json'}: missing run.json; device and ceilings unknown (no MFU)"]
     assert math.isnan(res.frame.loc[0, "mfu_executed"]) and res.frame.loc[0, "hardware_id"] is None
     newer = plant.run(tmp_path / "b", [plant.record("c1")])
-    (newer / "run.json").write_text(json.dumps({"schema_version": 4}))
+    (newer / "run.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1}))
     res = load_results(newer)
     assert "newer than this llmecon reads" in res.problems[0] and math.isnan(res.frame.loc[0, "mfu_executed"])
 
@@ -236,3 +237,11 @@ def test_load_ok_record_with_failed_timing_verdict_is_invalid(tmp_path, plant):
     frame = load_results(plant.run(tmp_path, [rec])).frame
     assert frame.loc[0, "status"] == "invalid" and frame.loc[0, "reason"] == "min_duration_not_met"
     assert frame.loc[0, "warnings"] == "noisy"
+
+
+def test_load_energy_per_token_only_from_a_long_enough_window(tmp_path, plant):
+    """NVML's power readings cover part of each 100 ms: under MIN_ENERGY_WINDOW_S no energy per token."""
+    rec = plant.record("short", samples=[0.01] * 10, energy_j=50.0, tokens=512)
+    rec["telemetry"]["window_s"] = MIN_ENERGY_WINDOW_S / 4
+    frame = load_results(plant.run(tmp_path, [rec])).frame
+    assert math.isnan(frame.loc[0, "energy_j_per_token"]) and frame.loc[0, "mean_power_w"] == 500.0

@@ -1,4 +1,4 @@
-"""Schema 1 -> 2 -> 3: the committed run and older layouts load through one explicit migration."""
+"""Schema 1 -> 2 -> 3 -> 4: the committed run and older layouts load through one explicit migration."""
 
 from __future__ import annotations
 
@@ -118,3 +118,17 @@ def test_migrate_newer_record_is_a_problem_not_a_crash(tmp_path):
     assert len(res.frame) == 11 and any("newer than this llmecon" in p for p in res.problems)
     with pytest.raises(UserError, match="newer"):
         read_record(path)
+
+
+def test_migrate_3_to_4_power_cap_is_not_throttling_and_short_windows_lose_energy_per_token(plant):
+    rec = plant.record("c3", samples=[0.01] * 10, energy_j=5.0, tokens=64)
+    doc = json.loads(json.dumps({**rec, "schema_version": 3, "run_id": "r", "created_utc": "now"}))
+    doc["telemetry"].update(throttle_reasons=["hw_slowdown", "sw_power_cap"], window_s=0.4, energy_j_per_token=0.01)
+    doc["timing"]["validity"]["warnings"] = ["throttled:sw_power_cap", "throttled:hw_slowdown,sw_power_cap", "noisy"]
+    up = upgrade_record(doc)
+    assert up["schema_version"] == SCHEMA_VERSION == 4
+    assert up["telemetry"]["throttle_reasons"] == ["hw_slowdown"]
+    assert up["timing"]["validity"]["warnings"] == ["throttled:hw_slowdown", "noisy"]
+    assert up["telemetry"]["energy_j_per_token"] is None and "under 2 s" in up["telemetry"]["energy_reason"]
+    assert up["telemetry"]["energy_j"] == 5.0   # the energy itself stays
+    Record.model_validate(up)

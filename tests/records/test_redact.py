@@ -30,3 +30,11 @@ def test_redact_keeps_ordinary_fields():
              "keys": ["a"], "hf_config": {"model_type": "llama"}, "path": "/data/hf_models/x"}
     assert redact(clean) == clean
     assert redact({"Authorization": "Bearer x", "hf_token": None}) == {"Authorization": "<redacted>", "hf_token": None}
+
+
+def test_redact_keeps_numbers_under_secret_like_names():
+    """energy_j_per_token ends in _token: a measurement, not a credential (a GPU record carries it)."""
+    doc = {"telemetry": {"energy_j_per_token": 2.5, "hf_token": "hf_abcdefghijkl"}, "new_tokens": 16}
+    out = redact(doc, _env=[])
+    assert out["telemetry"]["energy_j_per_token"] == 2.5 and out["new_tokens"] == 16
+    assert out["telemetry"]["hf_token"] == "<redacted>"

@@ -6,8 +6,10 @@
   ``FlopCounterMode`` uses): the total and the count per operator (``aten.mm``: 12, ...). An attention
   implementation that falls back to the math kernel, an added ``copy_`` or a dtype conversion changes these
   exactly, however noisy the machine;
-- on CUDA, the kernels launched, from ``torch.profiler`` (CUDA activity): null with the reason when the
-  profiler cannot see kernels (no CUPTI, say).
+- on CUDA, the kernels launched and the time the device was busy running them (the union of their
+  intervals), from ``torch.profiler`` (CUDA activity, measure.device.profile_kernels): null with the reason when
+  the profiler cannot see kernels (no CUPTI, say). Busy time over the step's host time says how much of the
+  step the GPU worked; the rest it waited for the host to launch (rounds.combine flags ``launch_bound``).
 
 A compiled step is not counted: a Python dispatch mode changes what ``torch.compile`` runs (the counts are
 null with the reason). The caller runs this outside the timed window; the step changes state as any step
@@ -18,8 +20,6 @@ from __future__ import annotations
 
 from collections import Counter
 from typing import Callable
-
-from llmecon.measure.probe import device_kind
 
 
 def _aten_counts(step: Callable[[], object], sync: Callable[[], object]) -> Counter:
@@ -40,36 +40,20 @@ def _aten_counts(step: Callable[[], object], sync: Callable[[], object]) -> Coun
     return counter.counts
 
 
-def _cuda_kernels(step: Callable[[], object], sync: Callable[[], object]) -> tuple[int | None, str | None]:
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
-    try:
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            step()
-            sync()
-        kernels = sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
-    except Exception as exc:  # the profiler is optional telemetry: never fail the configuration for it
-        return None, f"torch.profiler could not count kernels: {type(exc).__name__}: {exc}"[:300]
-    if kernels == 0:
-        return None, "torch.profiler saw no CUDA kernels (CUPTI unavailable?)"
-    return kernels, None
-
-
-def count_ops(step: Callable[[], object], device: str, *, compiled: bool = False) -> dict:
-    """The record's ``work.ops`` block for one untimed call of ``step``."""
-    import torch
-
+def count_ops(step: Callable[[], object], be, *, compiled: bool = False) -> dict:
+    """The record's ``work.ops`` block for one untimed call of ``step`` on backend ``be`` (measure.device)."""
     if compiled:
         return {"aten_ops_per_step": None, "aten_op_counts": {}, "cuda_kernels_per_step": None,
+                "cuda_kernel_time_s_per_step": None,
                 "reason": "not counted for a compiled step (a dispatch mode changes what torch.compile runs)"}
-    cuda = device_kind(device) == "cuda"
-    sync = (lambda: torch.cuda.synchronize(device)) if cuda else (lambda: None)
-    counts = _aten_counts(step, sync)
+    counts = _aten_counts(step, be.synchronize)
     out = {"aten_ops_per_step": sum(counts.values()), "aten_op_counts": dict(sorted(counts.items())),
-           "cuda_kernels_per_step": None, "reason": None}
-    if cuda:
-        out["cuda_kernels_per_step"], out["reason"] = _cuda_kernels(step, sync)
+           "cuda_kernels_per_step": None, "cuda_kernel_time_s_per_step": None, "reason": None}
+    if be.kind == "cuda":
+        kernels = be.profile_kernels(step)
+        out["cuda_kernels_per_step"] = kernels["kernels"]
+        out["cuda_kernel_time_s_per_step"] = kernels["kernel_time_s"]
+        out["reason"] = kernels["reason"]
     else:
         out["reason"] = "CPU: no kernel launches to count (ATen operator calls only)"
     return out

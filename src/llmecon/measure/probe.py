@@ -1,22 +1,26 @@
 """What machine are we on: the device, its state, its own ceilings, and telemetry during a run.
 
 - `resolve_device("auto"|"cpu"|"cuda"|"cuda:N")` picks the device or raises UserError (before any
-  model is built) when CUDA is asked for and absent.
-- `probe_device(device)`: name, count, memory, driver, CUDA, clocks, power limit, ECC, MIG and the
-  other processes on the GPU (NVML); on CPU the model name from /proc/cpuinfo and torch's thread
-  count. The name is resolved to the hardware sheet by exact match only; otherwise hardware_id is
-  null with the reason, and no datasheet MFU is ever computed against another device's peak.
-- `measure_ceilings(device, dtype)`: the best large-GEMM FLOP/s in the run's dtype and the
-  device-memory copy bandwidth (bytes read + bytes written), measured once per run with the same
-  `measure()` used for every other number.
-- `TelemetrySampler`: a thread sampling NVML clocks, power, temperature and throttle reasons during
-  the timed window, plus the energy counter's delta where the GPU has one.
+  model is built) when CUDA is asked for and absent. It creates no CUDA context.
+- `probe_device(device)`: name, count, memory, driver, CUDA, clocks, power limit, ECC, MIG, compute mode and
+  the processes on the GPU (NVML); on CPU the model name from /proc/cpuinfo and torch's thread count. The
+  name is resolved to the hardware sheet by exact match only; otherwise hardware_id is null with the reason,
+  and no datasheet MFU is ever computed against another device's peak. On a GPU this creates a CUDA context:
+  the bench calls it in a short-lived child process (runner.py), never in the parent that outlives it.
+- `measure_ceilings(device, dtype)`: the best large-GEMM FLOP/s in the run's dtype and the device-memory
+  copy bandwidth (bytes read + bytes written). On a GPU each sample is a batch of back-to-back calls timed
+  with CUDA events (a lone call timed with the host clock pays a launch and a synchronisation: 3-5 % on a
+  1 GiB copy); on a CPU each call is timed alone with the same `measure()` as every other number.
+- `TelemetrySampler`: a thread sampling NVML clocks, power, temperature, clock-event reasons and the number of
+  processes on the GPU during the timed window, plus the energy counter's delta; ``pause()`` / ``resume()``
+  leave untimed work inside the window (decode's prompt re-prefill) out of the energy and the power.
 - `HostCpuMonitor`: how much CPU *other* processes used during the timed window (Linux /proc). On a
   shared host a busy neighbour stalls torch's OpenMP threads (a 1 ms CPU forward can take 100 ms),
   so the record says so.
 
-NVML is imported lazily (pynvml, from nvidia-ml-py). If it is missing or fails, telemetry is null
-with the reason and the run continues.
+Every device-specific call goes through `measure.device` (a fake drives the CUDA branches in tests). NVML is
+imported lazily (pynvml, from nvidia-ml-py); if it is missing or fails, telemetry is null with the reason and
+the run continues.
 """
 
 from __future__ import annotations
@@ -27,43 +31,34 @@ import threading
 import time
 from typing import Any
 
-from llmecon.measure.models import torch_dtype
-from llmecon.measure.timing import measure
 from llmecon.costmodel.hardware import match_device_name
 from llmecon.errors import UserError
+from llmecon.measure.device import POWER_CAP, backend, cuda_device_count, decode_reasons
+from llmecon.measure.models import torch_dtype
+from llmecon.measure.timing import measure
 from llmecon.records.environment import cpu_model
 from llmecon.records.schema import Knobs
 
-# NVML throttle-reason bits (nvml.h: nvmlClocksEventReason*); GpuIdle (0x1) is ignored on purpose.
-THROTTLE_BITS = {
-    0x2: "applications_clocks_setting",
-    0x4: "sw_power_cap",
-    0x8: "hw_slowdown",
-    0x10: "sync_boost",
-    0x20: "sw_thermal_slowdown",
-    0x40: "hw_thermal_slowdown",
-    0x80: "hw_power_brake_slowdown",
-    0x100: "display_clock_setting",
-}
 
 
 def resolve_device(device: str) -> str:
     """'auto' -> 'cuda:0' if CUDA is usable else 'cpu'; 'cuda' -> 'cuda:0'. UserError if unusable."""
-    import torch
-
     device = (device or "auto").strip().lower()
+    count = cuda_device_count() if device != "cpu" else 0
     if device == "auto":
-        return "cuda:0" if torch.cuda.is_available() else "cpu"
+        return "cuda:0" if count else "cpu"
     if device == "cpu":
         return "cpu"
     if device == "cuda" or device.startswith("cuda:"):
-        if not torch.cuda.is_available():
+        if not count:
+            import torch
+
             raise UserError(f"--device {device}: CUDA is not available here (torch {torch.__version__}); use --device cpu")
         index = 0 if device == "cuda" else device.split(":", 1)[1]
         if not str(index).isdigit():
             raise UserError(f"--device {device}: expected cuda:N with N a number")
-        if int(index) >= torch.cuda.device_count():
-            raise UserError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
+        if int(index) >= count:
+            raise UserError(f"--device {device}: only {count} CUDA device(s) visible")
         return f"cuda:{int(index)}"
     raise UserError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
 
@@ -72,90 +67,24 @@ def device_kind(device: str) -> str:
     return "cuda" if device.startswith("cuda") else "cpu"
 
 
-# ---------------------------------------------------------------------------------------------- NVML
-
-def nvml():
-    """(pynvml module initialised, None) or (None, reason). Never raises."""
-    try:
-        import pynvml  # noqa: PLC0415  (lazy on purpose)
-    except Exception as exc:  # ImportError, or a broken install
-        return None, f"pynvml not importable: {type(exc).__name__}: {exc}"
-    try:
-        pynvml.nvmlInit()
-    except Exception as exc:
-        return None, f"nvmlInit failed: {exc}"
-    return pynvml, None
-
-
-def _safe(fn, *args, default=None):
-    try:
-        return fn(*args)
-    except Exception:
-        return default
-
-
-def _text(value):
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _nvml_details(pynvml, index: int) -> dict:
-    h = pynvml.nvmlDeviceGetHandleByIndex(index)
-    mem = _safe(pynvml.nvmlDeviceGetMemoryInfo, h)
-    ecc = _safe(pynvml.nvmlDeviceGetCurrentEccMode if hasattr(pynvml, "nvmlDeviceGetCurrentEccMode") else pynvml.nvmlDeviceGetEccMode, h)
-    mig = _safe(pynvml.nvmlDeviceGetMigMode, h)
-    clk = lambda kind: _safe(pynvml.nvmlDeviceGetClockInfo, h, kind)  # noqa: E731
-    maxclk = lambda kind: _safe(pynvml.nvmlDeviceGetMaxClockInfo, h, kind)  # noqa: E731
-    procs = []
-    for getter in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
-        for p in _safe(getattr(pynvml, getter), h, default=[]) or []:
-            procs.append({"pid": p.pid, "used_memory_bytes": getattr(p, "usedGpuMemory", None)})
-    power_limit = _safe(pynvml.nvmlDeviceGetEnforcedPowerLimit, h)
-    energy = _safe(pynvml.nvmlDeviceGetTotalEnergyConsumption, h)
-    return {
-        "nvml_name": _text(_safe(pynvml.nvmlDeviceGetName, h)),
-        "uuid": _text(_safe(pynvml.nvmlDeviceGetUUID, h)),
-        "pci_bus_id": _text(getattr(_safe(pynvml.nvmlDeviceGetPciInfo, h), "busId", None)),
-        "driver": _text(_safe(pynvml.nvmlSystemGetDriverVersion)),
-        "nvml_memory_bytes": getattr(mem, "total", None),
-        "sm_clock_mhz": clk(pynvml.NVML_CLOCK_SM),
-        "memory_clock_mhz": clk(pynvml.NVML_CLOCK_MEM),
-        "max_sm_clock_mhz": maxclk(pynvml.NVML_CLOCK_SM),
-        "max_memory_clock_mhz": maxclk(pynvml.NVML_CLOCK_MEM),
-        "power_limit_w": power_limit / 1000 if power_limit is not None else None,
-        "temperature_c": _safe(pynvml.nvmlDeviceGetTemperature, h, pynvml.NVML_TEMPERATURE_GPU),
-        "persistence_mode": _safe(pynvml.nvmlDeviceGetPersistenceMode, h),
-        "ecc_enabled": bool(ecc[0]) if isinstance(ecc, (list, tuple)) else ecc,
-        "mig_enabled": bool(mig[0]) if isinstance(mig, (list, tuple)) else mig,
-        "energy_counter_available": energy is not None,
-        "gpu_processes": procs,
-        "foreign_gpu_pids": sorted({p["pid"] for p in procs if p["pid"] != os.getpid()}),
-    }
-
-
 def probe_device(device: str) -> dict:
     """The run's `device` block. `device` is a resolved device string ('cpu' or 'cuda:N')."""
     import torch
 
-    kind = device_kind(device)
-    info: dict[str, Any] = {"kind": kind, "device": device, "torch_threads": torch.get_num_threads(),
+    be = backend(device)
+    info: dict[str, Any] = {"kind": be.kind, "device": device, "torch_threads": torch.get_num_threads(),
                             "cpu_model": cpu_model() or "unknown CPU", "cpu_count": os.cpu_count()}
-    if kind == "cpu":
+    if be.kind == "cpu":
         info.update(name=info["cpu_model"], count=1, memory_bytes=_cpu_memory_bytes(),
                     telemetry_available=False, telemetry_reason="not applicable: CPU run (no NVML telemetry)")
     else:
-        index = int(device.split(":")[1])
-        props = torch.cuda.get_device_properties(index)
-        info.update(
-            name=props.name, index=index, count=torch.cuda.device_count(), memory_bytes=props.total_memory,
-            multiprocessors=props.multi_processor_count, compute_capability=f"{props.major}.{props.minor}",
-            cuda=torch.version.cuda, cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
-        )
-        mod, reason = nvml()
-        if mod is None:
+        info.update(be.properties())
+        nv, reason = be.nvml()
+        if nv is None:
             info.update(telemetry_available=False, telemetry_reason=reason)
         else:
             try:
-                info.update(_nvml_details(mod, _nvml_index(mod, index)))
+                info.update(nv.details())
                 info.update(telemetry_available=True, telemetry_reason=None)
             except Exception as exc:
                 info.update(telemetry_available=False, telemetry_reason=f"NVML query failed: {exc}")
@@ -163,31 +92,6 @@ def probe_device(device: str) -> dict:
     info["hardware_id"] = accel.id if accel is not None else None
     info["hardware_match_reason"] = reason
     return info
-
-
-def _nvml_index(pynvml, torch_index: int) -> int:
-    """NVML index of torch's device `torch_index`: NVML ignores CUDA_VISIBLE_DEVICES, so match by
-    UUID (torch's props.uuid), else by PCI domain/bus/device, else by CUDA_VISIBLE_DEVICES' digits."""
-    import torch
-
-    props = torch.cuda.get_device_properties(torch_index)
-    uuid = str(getattr(props, "uuid", "") or "").lower()
-    pci = tuple(getattr(props, k, None) for k in ("pci_domain_id", "pci_bus_id", "pci_device_id"))
-    count = pynvml.nvmlDeviceGetCount()
-    for i in range(count):
-        h = pynvml.nvmlDeviceGetHandleByIndex(i)
-        nuuid = (_text(_safe(pynvml.nvmlDeviceGetUUID, h)) or "").lower()
-        if uuid and nuuid.endswith(uuid):
-            return i
-        info = _safe(pynvml.nvmlDeviceGetPciInfo, h)
-        if info is not None and None not in pci and (info.domain, info.bus, info.device) == pci:
-            return i
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible:
-        ids = [v.strip() for v in visible.split(",")]
-        if torch_index < len(ids) and ids[torch_index].isdigit():
-            return int(ids[torch_index])
-    return torch_index
 
 
 def _cpu_memory_bytes() -> int | None:
@@ -199,12 +103,16 @@ def _cpu_memory_bytes() -> int | None:
 
 # ----------------------------------------------------------------------------------------- ceilings
 
-def _gemm_size(device: str, dtype) -> int:
-    """Square GEMM size: 8192 on a GPU; on CPU the size whose one product takes ~0.1-0.3 s."""
+GPU_CALLS_PER_SAMPLE = {"gemm": 10, "copy": 20}  # back-to-back calls per event-timed sample (tens of ms)
+GPU_SAMPLES = 10
+
+
+def _gemm_size(be, dtype) -> int:
+    """Square GEMM size: the backend's (8192 on a GPU); on CPU the size whose one product takes ~0.1-0.3 s."""
     import torch
 
-    if device_kind(device) == "cuda":
-        return 8192
+    if be.ceiling_gemm_n:
+        return be.ceiling_gemm_n
     n = 256
     while n < 4096:
         a = torch.randn(n, n, dtype=dtype)
@@ -217,53 +125,81 @@ def _gemm_size(device: str, dtype) -> int:
     return n
 
 
+def back_to_back(be, fn, calls: int, samples: int, warmup: int = 3) -> list[float]:
+    """Seconds per call: ``samples`` times, ``calls`` back-to-back calls of ``fn`` between two CUDA events."""
+    for _ in range(warmup):
+        fn()
+    be.synchronize()
+    out = []
+    for _ in range(samples):
+        timer = be.event_timer()
+        timer.start()
+        for _ in range(calls):
+            fn()
+        timer.stop()
+        be.synchronize()
+        out.append(timer.elapsed_s() / calls)
+    return out
+
+
 def measure_ceilings(device: str, dtype: str, *, min_time_s: float | None = None) -> dict:
     """{gemm_flops_per_s, gemm_shape, copy_bytes_per_s, copy_bytes, ...}: the device's own ceilings.
 
-    GEMM: the best (minimum) time of several n x n x n products on random data, 2 n^3 FLOPs each.
-    Copy: a large tensor `copy_` (fp32 on CPU, 1 GiB on a GPU), counting 2 x size (read + write).
+    GEMM: the best (minimum) time of n x n x n products on random data, 2 n^3 FLOPs each.
+    Copy: a large tensor `copy_` (fp32; 64 MiB on a CPU, 1 GiB on a GPU), counting 2 x size (read + write).
+    GPU: each sample is GPU_CALLS_PER_SAMPLE back-to-back calls between CUDA events; CPU: one call, host clock.
     """
     import torch
 
-    kind = device_kind(device)
+    be = backend(device)
     tdtype = torch_dtype(dtype)
+    dev = be.torch_device
     prev_tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
-    sync = (lambda: torch.cuda.synchronize(device)) if kind == "cuda" else None
+    events = be.event_timer() is not None
     try:
-        n = _gemm_size(device, tdtype)
-        g = torch.Generator(device=device).manual_seed(0)
-        a = torch.randn(n, n, device=device, dtype=tdtype, generator=g)
-        b = torch.randn(n, n, device=device, dtype=tdtype, generator=g)
-        c = torch.empty(n, n, device=device, dtype=tdtype)
-        gemm = measure(lambda: torch.mm(a, b, out=c), Knobs(
-            warmup_iters=3, min_iters=5, min_time_s=min_time_s if min_time_s is not None else (0.5 if kind == "cuda" else 0.3),
-            max_time_s=5.0 if kind == "cuda" else 3.0), sync=sync)
-        best_gemm = min(gemm.samples_s)
-        a = b = c = None  # free before the copy allocates (the lambda above holds the names)
-        copy_bytes = (1 << 30) if kind == "cuda" else (64 << 20)
-        src = torch.empty(copy_bytes // 4, device=device, dtype=torch.float32).uniform_()
+        n = _gemm_size(be, tdtype)
+        g = torch.Generator(device=dev).manual_seed(0)
+        a = torch.randn(n, n, device=dev, dtype=tdtype, generator=g)
+        b = torch.randn(n, n, device=dev, dtype=tdtype, generator=g)
+        c = torch.empty(n, n, device=dev, dtype=tdtype)
+        gemm_fn = lambda: torch.mm(a, b, out=c)  # noqa: E731
+        if events:
+            gemm_samples = back_to_back(be, gemm_fn, GPU_CALLS_PER_SAMPLE["gemm"], GPU_SAMPLES)
+        else:
+            gemm_samples = list(measure(gemm_fn, Knobs(
+                warmup_iters=3, min_iters=5, min_time_s=min_time_s if min_time_s is not None else 0.3,
+                max_time_s=3.0), sync=be.synchronize).samples_s)
+        a = b = c = gemm_fn = None  # free before the copy allocates
+        copy_bytes = be.ceiling_copy_bytes
+        src = torch.empty(copy_bytes // 4, device=dev, dtype=torch.float32).uniform_()
         dst = torch.empty_like(src)
-        cp = measure(lambda: dst.copy_(src), Knobs(warmup_iters=3, min_iters=10, min_time_s=0.2, max_time_s=3.0),
-                     sync=sync)
-        best_copy = min(cp.samples_s)
-        src = dst = None
-        if kind == "cuda":
-            torch.cuda.empty_cache()
+        copy_fn = lambda: dst.copy_(src)  # noqa: E731
+        if events:
+            copy_samples = back_to_back(be, copy_fn, GPU_CALLS_PER_SAMPLE["copy"], GPU_SAMPLES)
+        else:
+            copy_samples = list(measure(copy_fn, Knobs(warmup_iters=3, min_iters=10, min_time_s=0.2, max_time_s=3.0),
+                                        sync=be.synchronize).samples_s)
+        src = dst = copy_fn = None
+        be.reset_memory()
     finally:
         torch.backends.cuda.matmul.allow_tf32 = prev_tf32
+    best_gemm, best_copy = min(gemm_samples), min(copy_samples)
+    method = (f"CUDA events around {GPU_CALLS_PER_SAMPLE['gemm']} (GEMM) / {GPU_CALLS_PER_SAMPLE['copy']} (copy) "
+              "back-to-back calls per sample" if events else "host clock around each call, synchronised")
     return {
         "gemm_flops_per_s": 2.0 * n**3 / best_gemm,
         "gemm_shape": [n, n, n],
         "gemm_dtype": dtype,
         "gemm_best_s": best_gemm,
-        "gemm_median_s": statistics.median(gemm.samples_s),
-        "gemm_samples": len(gemm.samples_s),
+        "gemm_median_s": statistics.median(gemm_samples),
+        "gemm_samples": len(gemm_samples),
         "copy_bytes_per_s": 2.0 * copy_bytes / best_copy,
         "copy_bytes": copy_bytes,
         "copy_best_s": best_copy,
-        "copy_samples": len(cp.samples_s),
+        "copy_samples": len(copy_samples),
         "statistic": "best of samples (GEMM: 2*n^3 FLOPs; copy: bytes read + bytes written)",
+        "timing_method": method,
         "torch_threads": torch.get_num_threads(),
     }
 
@@ -273,71 +209,79 @@ def measure_ceilings(device: str, dtype: str, *, min_time_s: float | None = None
 class TelemetrySampler:
     """Sample NVML during the timed window: `with TelemetrySampler(device) as t: ...; t.summary()`.
 
-    On CPU, or without NVML, it samples nothing and the summary is nulls with the reason.
+    ``pause()`` ... ``resume()`` brackets untimed work inside the window: its energy (the counter read on both
+    sides), its time and the power samples taken during it are left out. On CPU, or without NVML, it samples
+    nothing and the summary is nulls with the reason.
     """
 
-    def __init__(self, device: str, interval_s: float = 0.1):
-        self.device = device
-        self.interval_s = interval_s
+    def __init__(self, device: str, interval_s: float = 0.1, *, clock=time.perf_counter):
+        self.device, self.interval_s, self.clock = device, interval_s, clock
         self.samples: list[dict] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._handle = None
-        self._pynvml = None
-        self.reason: str | None = None
-        self._energy0 = self._energy1 = None
-        self._t0 = self._t1 = None
-        if device_kind(device) != "cuda":
-            self.reason = "not applicable: CPU run (no NVML telemetry)"
-            return
-        mod, reason = nvml()
-        if mod is None:
-            self.reason = reason
-            return
-        try:
-            self._handle = mod.nvmlDeviceGetHandleByIndex(_nvml_index(mod, int(device.split(":")[1])))
-            self._pynvml = mod
-        except Exception as exc:
-            self.reason = f"NVML handle failed: {exc}"
-
-    def _energy_mj(self):
-        return _safe(self._pynvml.nvmlDeviceGetTotalEnergyConsumption, self._handle)
+        self._lock = threading.Lock()
+        self._paused = False
+        self.active_s = 0.0          # window time outside pauses
+        self.excluded_s = 0.0        # time inside pauses
+        self.active_energy_mj: float | None = 0.0
+        self._seg_t = self._seg_e = None
+        self.nv, self.reason = backend(device).nvml()
 
     def _sample(self) -> dict:
-        p, h = self._pynvml, self._handle
-        power = _safe(p.nvmlDeviceGetPowerUsage, h)
-        reasons_fn = getattr(p, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
-            p, "nvmlDeviceGetCurrentClocksThrottleReasons", None)
-        return {
-            "t": time.perf_counter(),
-            "sm_clock_mhz": _safe(p.nvmlDeviceGetClockInfo, h, p.NVML_CLOCK_SM),
-            "power_w": power / 1000 if power is not None else None,
-            "temp_c": _safe(p.nvmlDeviceGetTemperature, h, p.NVML_TEMPERATURE_GPU),
-            "reasons": _safe(reasons_fn, h) if reasons_fn else None,
-        }
+        nv = self.nv
+        return {"t": self.clock(), "sm_clock_mhz": nv.sm_clock_mhz(), "power_w": nv.power_w(),
+                "temp_c": nv.temperature_c(), "reasons": nv.clock_event_reasons(), "processes": nv.process_count(),
+                "paused": self._paused}
 
     def _loop(self):
         while not self._stop.is_set():
-            self.samples.append(self._sample())
+            with self._lock:
+                self.samples.append(self._sample())
             self._stop.wait(self.interval_s)
 
+    def _open_segment(self):
+        self._seg_t, self._seg_e = self.clock(), self.nv.energy_mj()
+
+    def _close_segment(self):
+        e1, t1 = self.nv.energy_mj(), self.clock()
+        self.active_s += t1 - self._seg_t
+        if self.active_energy_mj is not None and self._seg_e is not None and e1 is not None and e1 >= self._seg_e:
+            self.active_energy_mj += e1 - self._seg_e
+        else:
+            self.active_energy_mj = None
+        return t1
+
     def start(self) -> "TelemetrySampler":
-        if self._pynvml is None:
+        if self.nv is None:
             return self
-        self._t0 = time.perf_counter()
-        self._energy0 = self._energy_mj()
+        self._open_segment()
         self._thread = threading.Thread(target=self._loop, name="llmecon-telemetry", daemon=True)
         self._thread.start()
         return self
+
+    def pause(self) -> None:
+        if self.nv is None or self._thread is None or self._paused:
+            return
+        with self._lock:
+            self._pause_t = self._close_segment()
+            self._paused = True
+
+    def resume(self) -> None:
+        if self.nv is None or self._thread is None or not self._paused:
+            return
+        with self._lock:
+            self._paused = False
+            self._open_segment()
+            self.excluded_s += self._seg_t - self._pause_t
 
     def stop(self) -> dict:
         if self._thread is not None:
             self._stop.set()
             self._thread.join(timeout=2.0)
             self._thread = None
+            self.resume()
             self.samples.append(self._sample())
-            self._energy1 = self._energy_mj()
-            self._t1 = time.perf_counter()
+            self._close_segment()
         return self.summary()
 
     def __enter__(self):
@@ -348,33 +292,36 @@ class TelemetrySampler:
 
     def summary(self) -> dict:
         out = {"energy_j": None, "mean_power_w": None, "max_temp_c": None, "sm_clock_mhz_median": None,
-               "sm_clock_mhz_min": None, "throttle_reasons": [], "n_samples": len(self.samples),
-               "window_s": None, "reason": self.reason}
-        if self._pynvml is None or not self.samples:
+               "sm_clock_mhz_min": None, "throttle_reasons": [], "power_capped_fraction": None,
+               "gpu_processes_max": None, "n_samples": len(self.samples), "window_s": None,
+               "excluded_s": None, "reason": self.reason}
+        if self.nv is None or not self.samples:
             if out["reason"] is None:
                 out["reason"] = "telemetry not sampled"
             return out
-        window = (self._t1 or time.perf_counter()) - (self._t0 or time.perf_counter())
-        out["window_s"] = window
-        clocks = [s["sm_clock_mhz"] for s in self.samples if s["sm_clock_mhz"] is not None]
-        powers = [s["power_w"] for s in self.samples if s["power_w"] is not None]
-        temps = [s["temp_c"] for s in self.samples if s["temp_c"] is not None]
+        out["window_s"], out["excluded_s"] = self.active_s, self.excluded_s
+        live = [s for s in self.samples if not s["paused"]] or self.samples
+        clocks = [s["sm_clock_mhz"] for s in live if s["sm_clock_mhz"] is not None]
+        powers = [s["power_w"] for s in live if s["power_w"] is not None]
+        temps = [s["temp_c"] for s in live if s["temp_c"] is not None]
+        procs = [s["processes"] for s in live if s["processes"] is not None]
         if clocks:
             out["sm_clock_mhz_median"] = statistics.median(clocks)
             out["sm_clock_mhz_min"] = min(clocks)
         if temps:
             out["max_temp_c"] = max(temps)
-        seen = 0
-        for s in self.samples:
-            seen |= int(s["reasons"] or 0)
-        out["throttle_reasons"] = [name for bit, name in THROTTLE_BITS.items() if seen & bit]
-        if self._energy0 is not None and self._energy1 is not None and self._energy1 >= self._energy0 and window > 0:
-            out["energy_j"] = (self._energy1 - self._energy0) / 1000.0
-            out["mean_power_w"] = out["energy_j"] / window
+        if procs:
+            out["gpu_processes_max"] = max(procs)
+        seen = [set(decode_reasons(s["reasons"])) for s in live if s["reasons"] is not None]
+        out["throttle_reasons"] = sorted(set().union(*seen) - {POWER_CAP}) if seen else []
+        out["power_capped_fraction"] = (sum(POWER_CAP in r for r in seen) / len(seen)) if seen else None
+        if self.active_energy_mj is not None and self.active_s > 0:
+            out["energy_j"] = self.active_energy_mj / 1000.0
+            out["mean_power_w"] = out["energy_j"] / self.active_s
             out["energy_source"] = "nvmlDeviceGetTotalEnergyConsumption"
         elif powers:
             out["mean_power_w"] = statistics.fmean(powers)
-            out["energy_j"] = out["mean_power_w"] * window
+            out["energy_j"] = out["mean_power_w"] * self.active_s
             out["energy_source"] = "mean of nvmlDeviceGetPowerUsage samples x window"
         return out
 

@@ -6,7 +6,10 @@
    UserError before any model is built), every model's shape is loaded, and every shape beyond the
    model's `max_position_embeddings` (seq_len, plus new_tokens for decode) is refused.
 2. The device is probed and its ceilings (GEMM FLOP/s in the run's dtype, copy bandwidth) measured
-   once; `records.store.new_run` writes run.json with them and the full config.
+   once; `records.store.new_run` writes run.json with them and the full config. On a GPU this happens in
+   a short-lived child process (the worker's "probe" task), so this process never creates a CUDA context:
+   it would hold one for the whole sweep, and under the EXCLUSIVE_PROCESS compute mode (recorded in
+   run.json's device block) every worker would then fail to start.
 3. **Isolation.** Each model's configurations run in a worker process (`python -m
    llmecon.measure.worker`, its own session so that Ctrl-C reaches only us) that builds the model
    once per phase kind (inference, or fp32-master training) and runs the configurations in order,
@@ -56,6 +59,7 @@ from llmecon.records.schema import Knobs
 from llmecon.records.store import finished_config_ids, new_run, open_run, write_record
 
 STARTUP_TIMEOUT_S = 300.0  # a worker importing torch + transformers on a loaded host, before its first config
+PROBE_TIMEOUT_S = 300.0    # the probe child: import torch, create a context, two ceilings of a few seconds each
 
 
 class _Sweep:
@@ -127,9 +131,7 @@ def _run_group_isolated(sweep: _Sweep, group: list[dict], device: str, timeout_s
         log_path = logs / f"worker-{n_worker[0]:03d}.log"
         job = {"device": device, "knobs": sweep.knobs.model_dump(), "configs": todo, "parent_pid": os.getpid(),
                "threads": sweep.threads}
-        env = dict(os.environ)
-        src = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env = _worker_env()
         with open(log_path, "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "llmecon.measure.worker"], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True)
@@ -224,6 +226,55 @@ def _run_group_inprocess(sweep: _Sweep, group: list[dict], device: str) -> None:
             raise
 
 
+def _worker_env() -> dict:
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def probe_in_child(device: str, dtype: str, threads: int | None, timeout_s: float = PROBE_TIMEOUT_S) -> tuple[dict, dict]:
+    """(device block, {dtype: ceilings}) measured by a child process that exits afterwards (worker.probe)."""
+    job = {"task": "probe", "device": device, "dtype": dtype, "threads": threads}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "llmecon.measure.worker"], input=json.dumps(job).encode(),
+                              capture_output=True, timeout=timeout_s, env=_worker_env())
+    except subprocess.TimeoutExpired:
+        raise UserError(f"probing {device} took longer than {timeout_s:g} s (is the GPU busy or hung?)") from None
+    events = []
+    for line in proc.stdout.decode("utf-8", "replace").splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    for event in events:
+        if event.get("event") == "probe":
+            return event["device"], event["ceilings"]
+        if event.get("event") == "probe_error":
+            what = "ran out of memory measuring its ceilings" if event.get("oom") else "could not be probed"
+            raise UserError(f"{device} {what}: {event['message']}")
+    tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
+    raise UserError(f"probing {device}: the probe process exited with code {proc.returncode}: "
+                    f"{' | '.join(tail) or 'no output'}")
+
+
+def _probe(spec: BenchSpec, device: str, kind: str) -> tuple[dict, dict]:
+    """The device block and the ceilings: in a child on a GPU (or when isolate and asked), else here."""
+    dtype = spec.resolved_dtype(kind)
+    threads = spec.resolved_threads(kind)
+    if spec.isolate and kind == "cuda":
+        return probe_in_child(device, dtype, threads)
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return probe_device(device), {dtype: measure_ceilings(device, dtype)}
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _environment(probe: dict) -> dict:
     """run.json's environment: the packages and git checkout, with CUDA and the driver from the probe."""
     env = environment()
@@ -258,17 +309,7 @@ def run_bench(spec: BenchSpec, out_dir, *, resume: Path | None = None, progress:
         kind = device_kind(device)
         knobs = spec.knobs(kind)
         configs = plan(spec, device, kind)  # refuses impossible shapes before anything runs
-        dtype = spec.resolved_dtype(kind)
-        import torch
-
-        previous = torch.get_num_threads()
-        if spec.resolved_threads(kind) is not None:
-            torch.set_num_threads(spec.resolved_threads(kind))
-        try:
-            probe = probe_device(device)
-            ceilings = {dtype: measure_ceilings(device, dtype)}
-        finally:
-            torch.set_num_threads(previous)
+        probe, ceilings = _probe(spec, device, kind)
         meta = {"device": probe, "ceilings": ceilings, "environment": _environment(probe),
                 "config": {"spec": spec.to_dict(), "device": device, "n_configs": len(configs),
                            "knobs": knobs.model_dump(), "seed": 0,

@@ -15,6 +15,10 @@
    minimum count. This is nvbench's rule (a minimum count and time, then stop when the noise is low enough,
    with a timeout), with the median's interval in place of the relative standard deviation, which heavy
    tails inflate.
+   With a device ``timer`` (CUDA events), each call is also bracketed by events on the device's stream, giving
+   ``device_samples_s`` beside the host samples: the stream's span of the step, kernels plus the gaps between
+   them while the host was still launching (so on a launch-bound step it is close to the host time; the
+   kernels' own busy time comes from the profiler, measure.opcount).
 4. **Statistics and verdict** on the raw samples: ``stats.summarize`` (mean, median, IQR, p10, p90; an invalid
    measurement when a cap hit before a minimum; the warning ``imprecise`` when it hit before the target). The
    round's mean is what the record's estimate is built from (throughput is work over time, stalls included);
@@ -63,11 +67,13 @@ class Measurement:
     ci_high_s: float | None
     iqr_s: float | None
     validity: Validity
+    device_samples_s: tuple[float, ...] | None = None  # CUDA events around each timed call; None on a CPU
 
     def to_dict(self) -> dict:
         """The record's round block (schema.RoundBlock): plain lists and dicts, ready for JSON."""
         out = asdict(self)
         out["samples_s"] = list(self.samples_s)
+        out["device_samples_s"] = list(self.device_samples_s) if self.device_samples_s is not None else None
         out["validity"] = self.validity.to_dict()
         del out["iqr_s"]  # derived; the loader recomputes every statistic from the samples
         return out
@@ -76,11 +82,12 @@ class Measurement:
 def measure(fn: Callable[[], object], knobs: Knobs = DEFAULT_KNOBS["cuda"], *,
             sync: Callable[[], object] | None = None, clock: Callable[[], float] = time.perf_counter,
             on_start: Callable[[], object] | None = None,
-            on_sample: Callable[[int, float], object] | None = None) -> Measurement:
+            on_sample: Callable[[int, float], object] | None = None, timer=None) -> Measurement:
     """Time ``fn()`` honestly (see the module docstring for the exact procedure).
 
     ``sync`` waits for the device (``torch.cuda.synchronize``; None on CPU). ``clock`` returns seconds (a
-    fake one in tests). A cap below a minimum is allowed and yields an invalid measurement, which is the
+    fake one in tests). ``timer`` (measure.device.EventTimer, reused for every call) adds the device's own clock
+    for each timed call. A cap below a minimum is allowed and yields an invalid measurement, which is the
     point of the verdict.
 
     >>> m = measure(lambda: sum(range(1000)), Knobs(warmup_iters=1, min_iters=5, min_time_s=0.0, max_time_s=1.0))
@@ -107,6 +114,7 @@ def measure(fn: Callable[[], object], knobs: Knobs = DEFAULT_KNOBS["cuda"], *,
     if on_start is not None:
         on_start()
     samples: list[float] = []
+    device_samples: list[float] | None = [] if timer is not None else None
     window_start = clock()
     timed = 0.0
     next_check = knobs.min_iters
@@ -128,10 +136,17 @@ def measure(fn: Callable[[], object], knobs: Knobs = DEFAULT_KNOBS["cuda"], *,
             stop = "max_time"
             break
         t0 = clock()
-        fn()
+        if timer is not None:
+            timer.start()
+            fn()
+            timer.stop()
+        else:
+            fn()
         sync()
         dt = clock() - t0
         samples.append(dt)
+        if timer is not None:
+            device_samples.append(timer.elapsed_s())
         timed += dt
         if on_sample is not None:
             on_sample(len(samples) - 1, dt)
@@ -144,4 +159,5 @@ def measure(fn: Callable[[], object], knobs: Knobs = DEFAULT_KNOBS["cuda"], *,
     return Measurement(samples_s=tuple(samples), first_call_s=first_call_s, warmup_iters=len(warm),
                        n_samples=len(samples), total_s=total_s, stop=stop, cap_s=cap_s, mean_s=stats["mean_s"],
                        median_s=stats["median_s"], ci_low_s=ci[0] if ci else None, ci_high_s=ci[1] if ci else None,
-                       iqr_s=stats["iqr_s"], validity=validity)
+                       iqr_s=stats["iqr_s"], validity=validity,
+                       device_samples_s=tuple(device_samples) if device_samples is not None else None)

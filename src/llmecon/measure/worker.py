@@ -15,7 +15,13 @@ keeps in <run>/logs/):
     {"event": "record", "record": {...}}                   a finished record (the parent writes it to disk)
 
 After an OOM or any other failure it exits, so the next configuration starts in a fresh process
-(see runner.py). It also exits by itself if its parent dies (a watchdog compares getppid()).
+(see runner.py). An out-of-memory is recognised by measure.device.out_of_memory_reason: torch's
+OutOfMemoryError, and the RuntimeErrors of cuBLAS/cuDNN workspace allocations that are not one.
+
+A job ``{"task": "probe", "device", "dtype", "threads"}`` instead probes the device and measures its ceilings
+and prints ``{"event": "probe", "device": {...}, "ceilings": {...}}`` (or ``{"event": "probe_error",
+"message"}``): the bench runs it in a short-lived child, so that its own process never holds a CUDA context
+(under the EXCLUSIVE_PROCESS compute mode a second process on the GPU fails). It also exits by itself if its parent dies (a watchdog compares getppid()).
 The parent is the only writer of records; this process never touches the run folder.
 """
 
@@ -30,6 +36,7 @@ import time
 import traceback
 from typing import Callable
 
+from llmecon.measure.device import backend, out_of_memory_reason
 from llmecon.measure.models import build_model, built_shape
 from llmecon.measure.record import base_record
 from llmecon.measure.rounds import combine
@@ -39,19 +46,9 @@ from llmecon.records.schema import Knobs
 EXIT_AFTER_FAILURE = 3
 
 
-def _is_oom(exc: BaseException) -> bool:
-    import torch
-
-    types = tuple(t for t in (getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None)) if t)
-    return isinstance(exc, types) or "out of memory" in str(exc).lower() and isinstance(exc, RuntimeError)
-
-
 def _cleanup(device: str) -> None:
-    import torch
-
     gc.collect()
-    if device.startswith("cuda"):
-        torch.cuda.empty_cache()
+    backend(device).reset_memory()
 
 
 def _kinds(configs: list[dict]) -> list[list[dict]]:
@@ -84,7 +81,7 @@ def execute(job: dict, emit: Callable[[dict], None]) -> int:
                     if built is None:
                         _cleanup(device)
                         built = build_model(
-                            cfg["model"], device=device, dtype=cfg["dtype"], layers=cfg.get("layers"),
+                            cfg["model"], device=backend(device).torch_device, dtype=cfg["dtype"], layers=cfg.get("layers"),
                             attn_implementation=cfg["attn_implementation"], weights=cfg.get("weights", "random"),
                             train=cfg["phase"] == "train",
                         )
@@ -111,10 +108,32 @@ def execute(job: dict, emit: Callable[[dict], None]) -> int:
     return 0
 
 
+def probe(job: dict, emit: Callable[[dict], None]) -> int:
+    """Probe job["device"] and measure its ceilings in job["dtype"]; emit one "probe" (or "probe_error") event."""
+    import torch
+
+    from llmecon.measure.probe import measure_ceilings, probe_device
+
+    if job.get("threads"):
+        torch.set_num_threads(int(job["threads"]))
+    try:
+        info = probe_device(job["device"])
+        ceilings = {job["dtype"]: measure_ceilings(job["device"], job["dtype"])}
+    except Exception as exc:
+        oom = out_of_memory_reason(exc)
+        emit({"event": "probe_error", "message": f"{type(exc).__name__}: {exc}"[:1000], "oom": bool(oom),
+              "traceback": traceback.format_exc()[-4000:]})
+        return EXIT_AFTER_FAILURE
+    emit({"event": "probe", "device": info, "ceilings": ceilings})
+    return 0
+
+
 def _failure(cfg: dict, exc: Exception, knobs: Knobs, wall_s: float) -> dict:
     shape, full = built_shape(cfg["model"], cfg.get("layers"))
-    status = "oom" if _is_oom(exc) else "error"
-    rec = base_record(cfg, shape, full, status=status, reasons=[f"{type(exc).__name__}: {exc}"[:500]], knobs=knobs)
+    oom = out_of_memory_reason(exc)
+    status = "oom" if oom else "error"
+    reasons = [f"{type(exc).__name__}: {exc}"[:500]] + ([f"out of memory: {oom}"] if oom else [])
+    rec = base_record(cfg, shape, full, status=status, reasons=reasons, knobs=knobs)
     rec["error"] = {"type": type(exc).__name__, "message": str(exc)[:2000], "traceback": traceback.format_exc()[-4000:]}
     rec["wall_s"] = wall_s
     return rec
@@ -160,7 +179,7 @@ def main() -> None:
         proto.write(json.dumps(event, allow_nan=True) + "\n")  # parent sanitises non-finite values
         proto.flush()
 
-    code = execute(job, emit)
+    code = probe(job, emit) if job.get("task") == "probe" else execute(job, emit)
     proto.close()
     sys.stderr.flush()
     os._exit(code)  # skip interpreter teardown (seconds with CUDA); everything is flushed

@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import math
 import os
-import resource
 import time
 from typing import Any
 
+from llmecon.measure.device import THROTTLES, backend
 from llmecon.measure.models import BuiltModel, enable_activation_checkpointing, torch_dtype
 from llmecon.measure.opcount import count_ops
-from llmecon.measure.probe import HostCpuMonitor, TelemetrySampler, device_kind
+from llmecon.measure.probe import HostCpuMonitor, TelemetrySampler
 from llmecon.measure.timing import DEFAULT_KNOBS, measure
 from llmecon.records.schema import Knobs
 from llmecon.vocab import PHASES
@@ -53,9 +53,11 @@ SEED = 0
 # Test-only fault injection (read by the worker process; never set these outside tests). A value is a batch
 # size N, or PHASE:N to hit that phase only:
 #   LLMECON_FAULT_OOM_BATCH=N    raise torch.OutOfMemoryError in any configuration with batch >= N
+#   LLMECON_FAULT_CUBLAS_BATCH=N raise cuBLAS's allocation failure (a RuntimeError) there instead
 #   LLMECON_FAULT_CRASH_BATCH=N  kill the worker process (os._exit(86)) in the configuration with batch == N
 #   LLMECON_FAULT_HANG_BATCH=N   sleep forever in the configuration with batch == N (tests timeouts, Ctrl-C)
-FAULT_ENV = ("LLMECON_FAULT_OOM_BATCH", "LLMECON_FAULT_CRASH_BATCH", "LLMECON_FAULT_HANG_BATCH")
+FAULT_ENV = ("LLMECON_FAULT_OOM_BATCH", "LLMECON_FAULT_CRASH_BATCH", "LLMECON_FAULT_HANG_BATCH",
+             "LLMECON_FAULT_CUBLAS_BATCH")
 
 
 def _fault(name: str, phase: str) -> int | None:
@@ -67,23 +69,18 @@ def _fault(name: str, phase: str) -> int | None:
 def _planted_faults(phase: str, batch_size: int) -> None:
     import torch
 
-    oom, crash, hang = (_fault(name, phase) for name in FAULT_ENV)
+    oom, crash, hang, cublas = (_fault(name, phase) for name in FAULT_ENV)
     if oom is not None and batch_size >= oom:
         raise (getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError)(
             f"planted by LLMECON_FAULT_OOM_BATCH={os.environ['LLMECON_FAULT_OOM_BATCH']} (test only)")
+    if cublas is not None and batch_size >= cublas:  # the message torch's cuBLAS handle check prints
+        raise RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)` "
+                           "(planted by LLMECON_FAULT_CUBLAS_BATCH, test only)")
     if crash is not None and batch_size == crash:
         os._exit(86)
     if hang is not None and batch_size == hang:
         while True:
             time.sleep(3600)
-
-
-def _sync_fn(device: str):
-    import torch
-
-    if device_kind(device) == "cuda":
-        return lambda: torch.cuda.synchronize(device)
-    return None
 
 
 def _tokens(vocab_size: int, batch_size: int, seq_len: int, device: str, seed: int):
@@ -93,40 +90,58 @@ def _tokens(vocab_size: int, batch_size: int, seq_len: int, device: str, seed: i
     return torch.randint(0, vocab_size, (batch_size, seq_len), generator=g).to(device)
 
 
-def _memory_begin(device: str) -> None:
-    import torch
+class _Window:
+    """What brackets one round's timed window besides the clock: NVML telemetry, the host's CPU use and the
+    device's peak memory. ``pause()`` ... ``resume()`` leaves untimed work inside the window (decode's prompt re-prefill) out of
+    all three: the energy counter and the clock are read on both sides of it, and the peak memory reached before
+    it is kept while the peak statistic is reset after it."""
 
-    if device_kind(device) == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
+    def __init__(self, be):
+        self.be = be
+        self.sampler = TelemetrySampler(be.device)
+        self.host = HostCpuMonitor()
+        self.peaks: list[float] = []
+
+    def start(self) -> None:
+        self.be.reset_peak()
+        self.sampler.start()
+        self.host.start()
+
+    def _keep_peak(self) -> None:
+        peak = self.be.peak_memory().get("peak_bytes")
+        if peak is not None:
+            self.peaks.append(peak)
+
+    def pause(self) -> None:
+        self.sampler.pause()
+        self._keep_peak()
+
+    def resume(self) -> None:
+        self.be.reset_peak()
+        self.sampler.resume()
+
+    def stop(self) -> tuple[dict, dict, dict]:
+        """(host CPU use, NVML summary, memory) of the window."""
+        host = self.host.stop()
+        tele = self.sampler.stop()
+        self._keep_peak()
+        memory = self.be.peak_memory()
+        memory["peak_bytes"] = max(self.peaks) if self.peaks else memory.get("peak_bytes")
+        return host, tele, memory
 
 
-def _memory_end(device: str) -> dict:
-    import torch
-
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-    if device_kind(device) == "cuda":
-        return {"peak_bytes": torch.cuda.max_memory_allocated(device),
-                "peak_reserved_bytes": torch.cuda.max_memory_reserved(device), "process_max_rss_bytes": rss}
-    return {"peak_bytes": None, "process_max_rss_bytes": rss,
-            "reason": "CPU: torch does not track peak allocations; the process's max RSS is given instead"}
-
-
-def _telemetry(sampler: TelemetrySampler, summary: dict, m, tokens_per_step: int) -> dict:
-    """Energy per token from the mean power in the window times the summed sample time.
-
-    (The decode window also contains the untimed re-prefills between passes, so energy is charged
-    to tokens through the timed seconds only, the same way for every phase.)
-    """
+def _telemetry(summary: dict, m, tokens_per_step: int) -> dict:
+    """The round's energy: the mean power over the window (paused parts left out) times the summed sample time,
+    so energy is charged to tokens through the timed seconds only, the same way for every phase. Energy per
+    token is decided over all rounds (rounds.combine: only from MIN_ENERGY_WINDOW_S of window or more)."""
     out = dict(summary)
     out["window_energy_j"] = summary.get("energy_j")
     out["tokens_in_samples"] = m.n_samples * tokens_per_step
-    out["energy_j"] = out["energy_j_per_token"] = None
+    out["energy_j"] = None
     if summary.get("mean_power_w") is not None and m.n_samples:
         out["energy_j"] = summary["mean_power_w"] * sum(m.samples_s)
-        out["energy_j_per_token"] = out["energy_j"] / (m.n_samples * tokens_per_step)
-        out["energy_method"] = ("energy_j = mean_power_w (window) x sum(samples_s): the energy of the timed "
-                                "calls; window_energy_j is the whole window's counter delta")
+        out["energy_method"] = ("energy_j = mean_power_w (window, untimed re-prefills excluded) x sum(samples_s): "
+                                "the energy of the timed calls; window_energy_j is the window's counter delta")
     return out
 
 
@@ -145,97 +160,93 @@ def run_workload(built: BuiltModel, phase: str, *, batch_size: int, seq_len: int
 
     if phase not in PHASES:
         raise ValueError(f"unknown phase {phase!r}")
-    knobs = knobs or DEFAULT_KNOBS[device_kind(device)]
+    be = backend(device)
+    knobs = knobs or DEFAULT_KNOBS[be.kind]
     torch.manual_seed(SEED)
     _planted_faults(phase, batch_size)
     torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
     torch.backends.cudnn.allow_tf32 = dtype == "tf32"
-    _memory_begin(device)
+    be.reset_memory()  # the allocator's cache emptied before the peak is reset: no blocks of an earlier config
     if phase == "prefill":
-        out = _prefill(built, batch_size, seq_len, device, compile, knobs, count_ops)
+        out = _prefill(built, be, batch_size, seq_len, compile, knobs, count_ops)
     elif phase == "decode":
-        out = _decode(built, batch_size, seq_len, new_tokens, device, compile, static_cache, knobs, count_ops)
+        out = _decode(built, be, batch_size, seq_len, new_tokens, compile, static_cache, knobs, count_ops)
     else:
-        out = _train(built, batch_size, seq_len, dtype, device, compile, activation_checkpointing, knobs, count_ops)
-    out["memory"] = _memory_end(device)
-    _telemetry_warnings(out, device)
+        out = _train(built, be, batch_size, seq_len, dtype, compile, activation_checkpointing, knobs, count_ops)
+    _telemetry_warnings(out, be.kind)
     return out
 
 
-_THROTTLES = {"sw_power_cap", "hw_slowdown", "sw_thermal_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown"}
-
-
-def _telemetry_warnings(out: dict, device: str) -> None:
-    """Warn `host_busy:<n>_other_cores` when other processes used the CPU during the timed window;
-    on a GPU, `no_clock_telemetry` when NVML did not answer and `throttled:<reasons>` when the clocks
-    were held back by power or heat (the numbers stay, flagged)."""
+def _telemetry_warnings(out: dict, kind: str) -> None:
+    """Warn `host_busy:<n>_other_cores` when other processes used the CPU during the timed window; on a GPU,
+    `no_clock_telemetry` when NVML did not answer, `throttled:<reasons>` when the clocks were held back by heat
+    or a hardware slowdown (holding the power limit is not throttling: the telemetry's power_capped_fraction
+    says how often it happened), and `gpu_shared:<n>_processes` when NVML saw other processes on the GPU while
+    the worker ran (the bench's parent holds no CUDA context, so the worker should be alone)."""
     warnings = out["round"]["validity"]["warnings"]
     tele = out["telemetry"]
     if (tele.get("host_cpu") or {}).get("busy"):
         warnings.append(f"host_busy:{tele['host_cpu']['other_cpu_cores']:.2f}_other_cores")
-    if device_kind(device) != "cuda":
+    if kind != "cuda":
         return
     if not tele.get("n_samples"):
         warnings.append("no_clock_telemetry")
-    seen = sorted(set(tele.get("throttle_reasons") or []) & _THROTTLES)
+    seen = sorted(set(tele.get("throttle_reasons") or []) & set(THROTTLES))
     if seen:
         warnings.append("throttled:" + ",".join(seen))
+    if (tele.get("gpu_processes_max") or 0) > 1:
+        warnings.append(f"gpu_shared:{tele['gpu_processes_max'] - 1}_other_processes")
 
 
-def _measure_with_telemetry(fn, device: str, knobs: Knobs, tokens_per_step: int, on_start=None, on_sample=None):
-    sampler = TelemetrySampler(device)
-    host = HostCpuMonitor()
-
+def _measure_in_window(fn, be, knobs: Knobs, tokens_per_step: int, window: _Window, on_start=None, on_sample=None):
     def start():
         if on_start is not None:
             on_start()
-        sampler.start()
-        host.start()
+        window.start()
 
-    m = measure(fn, knobs, sync=_sync_fn(device), on_start=start, on_sample=on_sample)
-    host_cpu = host.stop()
-    summary = sampler.stop()
-    tele = _telemetry(sampler, summary, m, tokens_per_step)
+    m = measure(fn, knobs, sync=be.synchronize, on_start=start, on_sample=on_sample, timer=be.event_timer())
+    host_cpu, summary, memory = window.stop()
+    tele = _telemetry(summary, m, tokens_per_step)
     tele["host_cpu"] = host_cpu
-    return m, tele
+    return m, tele, memory
 
 
-def _ops(step, device: str, compile: bool, count: bool) -> dict | None:
-    return (count_ops(step, device, compiled=compile) if count else None)
+def _ops(step, be, compile: bool, count: bool) -> dict | None:
+    return (count_ops(step, be, compiled=compile) if count else None)
 
 
-def _prefill(built, batch_size, seq_len, device, compile, knobs, count) -> dict:
+def _prefill(built, be, batch_size, seq_len, compile, knobs, count) -> dict:
     import torch
 
     model = built.model
-    ids = _tokens(built.shape.vocab_size, batch_size, seq_len, device, SEED)
+    ids = _tokens(built.shape.vocab_size, batch_size, seq_len, be.torch_device, SEED)
     forward = torch.compile(model) if compile else model
 
     def step():
         return forward(input_ids=ids, use_cache=False, logits_to_keep=1)
 
     with torch.inference_mode():
-        m, tele = _measure_with_telemetry(step, device, knobs, batch_size * seq_len)
-        ops = _ops(step, device, compile, count)
-    return {"round": m.to_dict(), "timing_extra": {}, "telemetry": tele, "ops": ops,
+        m, tele, memory = _measure_in_window(step, be, knobs, batch_size * seq_len, _Window(be))
+        ops = _ops(step, be, compile, count)
+    return {"round": m.to_dict(), "timing_extra": {}, "telemetry": tele, "memory": memory, "ops": ops,
             "tokens_per_step": batch_size * seq_len}
 
 
 class _Decoder:
     """Greedy decode over a KV cache, one step per call, positions seq_len .. seq_len+new_tokens-1."""
 
-    def __init__(self, built: BuiltModel, batch_size, seq_len, new_tokens, device, compile, static_cache):
+    def __init__(self, built: BuiltModel, batch_size, seq_len, new_tokens, be, compile, static_cache):
         import torch
 
         self.built, self.model = built, built.model
         self.seq_len, self.new_tokens = seq_len, new_tokens
-        self.device, self.static_cache = device, static_cache
-        self.prompt = _tokens(built.shape.vocab_size, batch_size, seq_len, device, SEED)
+        self.device, self.static_cache = be.torch_device, static_cache
+        self.prompt = _tokens(built.shape.vocab_size, batch_size, seq_len, be.torch_device, SEED)
         self.cache = None
         self.tok = None
         self.i = 0
-        self.sync = _sync_fn(device) or (lambda: None)
-        mode = "reduce-overhead" if (static_cache and device_kind(device) == "cuda") else None
+        self.sync = be.synchronize
+        mode = "reduce-overhead" if (static_cache and be.kind == "cuda") else None
         self.forward = torch.compile(self.model.forward, mode=mode) if compile else self.model.forward
 
     def _new_cache(self):
@@ -268,10 +279,11 @@ class _Decoder:
         return int(self.cache.get_seq_length())
 
 
-def _decode(built, batch_size, seq_len, new_tokens, device, compile, static_cache, knobs, count) -> dict:
+def _decode(built, be, batch_size, seq_len, new_tokens, compile, static_cache, knobs, count) -> dict:
     import torch
 
-    dec = _Decoder(built, batch_size, seq_len, new_tokens, device, compile, static_cache)
+    dec = _Decoder(built, batch_size, seq_len, new_tokens, be, compile, static_cache)
+    window = _Window(be)
     positions: list[int] = []
     # cold call + (new_tokens - 1) warm-up calls = one full pass over the timed positions; the minimum
     # count rounded up to whole passes
@@ -280,44 +292,47 @@ def _decode(built, batch_size, seq_len, new_tokens, device, compile, static_cach
 
     def on_sample(index, seconds):
         positions.append(seq_len + dec.i - 1)
-        if dec.i == new_tokens:
+        if dec.i == new_tokens:  # the next pass needs a fresh prompt: untimed, and out of energy and peak memory
+            window.pause()
             dec.prefill()
+            window.resume()
 
     with torch.inference_mode():
         t0 = time.perf_counter()
         dec.prefill()
         prompt_prefill_s = time.perf_counter() - t0
-        m, tele = _measure_with_telemetry(dec.step, device, knobs, batch_size, on_start=dec.prefill,
-                                          on_sample=on_sample)
+        m, tele, memory = _measure_in_window(dec.step, be, knobs, batch_size, window, on_start=dec.prefill,
+                                             on_sample=on_sample)
         final_cache_len = dec.cache_length()
         expected = seq_len + dec.i
         if count:  # one step at the first timed position, after the round
             dec.prefill()
-        ops = _ops(dec.step, device, compile, count)
+        ops = _ops(dec.step, be, compile, count)
     rnd = m.to_dict()
     rnd["context_positions"] = positions
     extra = {"prompt_prefill_s": prompt_prefill_s, "cache": "static" if static_cache else "dynamic",
-             "protocol": "per-step samples; warm-up = one full untimed pass; prompt re-prefilled (untimed) "
-                         "before each pass"}
+             "protocol": "per-step samples; warm-up = one full untimed pass; prompt re-prefilled (untimed, and "
+                         "left out of energy and peak memory) before each pass"}
     if final_cache_len != expected:  # the cache must hold exactly the prompt plus the steps taken
         rnd["validity"]["valid"] = False
         rnd["validity"]["reasons"].append(f"cache_length_mismatch:{final_cache_len}!={expected}")
-    return {"round": rnd, "timing_extra": extra, "telemetry": tele, "ops": ops, "tokens_per_step": batch_size}
+    return {"round": rnd, "timing_extra": extra, "telemetry": tele, "memory": memory, "ops": ops,
+            "tokens_per_step": batch_size}
 
 
-def _train(built, batch_size, seq_len, dtype, device, compile, activation_checkpointing, knobs, count) -> dict:
+def _train(built, be, batch_size, seq_len, dtype, compile, activation_checkpointing, knobs, count) -> dict:
     import torch
 
     model = built.model
     model.train()
     if activation_checkpointing:
         enable_activation_checkpointing(model)
-    ids = _tokens(built.shape.vocab_size, batch_size, seq_len, device, SEED)
-    kind = device_kind(device)
+    ids = _tokens(built.shape.vocab_size, batch_size, seq_len, be.torch_device, SEED)
+    kind = torch.device(be.torch_device).type  # autocast and the grad scaler follow where the tensors live
     half = dtype in ("bf16", "fp16")
     amp_dtype = torch_dtype(dtype)
     opt_kwargs: dict[str, Any] = {"lr": 1e-4}
-    if kind == "cuda":
+    if be.supports_fused_adamw():
         opt_kwargs["fused"] = True
     optimizer = torch.optim.AdamW(model.parameters(), **opt_kwargs)
     scaler = torch.amp.GradScaler(kind) if dtype == "fp16" else None
@@ -337,13 +352,14 @@ def _train(built, batch_size, seq_len, dtype, device, compile, activation_checkp
         optimizer.zero_grad(set_to_none=True)
         last[0] = loss
 
-    m, tele = _measure_with_telemetry(step, device, knobs, batch_size * seq_len)
+    m, tele, memory = _measure_in_window(step, be, knobs, batch_size * seq_len, _Window(be))
     loss = float(last[0].detach().float().cpu())
-    ops = _ops(step, device, compile, count)
+    ops = _ops(step, be, compile, count)
     rnd = m.to_dict()
     extra = {"master_dtype": "fp32", "autocast_dtype": dtype if half else None, "final_loss": loss}
     if not math.isfinite(loss):
         rnd["validity"]["valid"] = False
         rnd["validity"]["reasons"].append("non_finite_loss")
     optimizer = None  # free its state before the next configuration (step() above holds the name)
-    return {"round": rnd, "timing_extra": extra, "telemetry": tele, "ops": ops, "tokens_per_step": batch_size * seq_len}
+    return {"round": rnd, "timing_extra": extra, "telemetry": tele, "memory": memory, "ops": ops,
+            "tokens_per_step": batch_size * seq_len}

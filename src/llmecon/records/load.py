@@ -29,7 +29,7 @@ from llmecon.costmodel.estimate import achieved_utilization, utilization_problem
 from llmecon.costmodel.hardware import get_accelerator
 from llmecon.costmodel.memory import BYTES_PER_ELEMENT
 from llmecon.errors import UserError
-from llmecon.records.schema import Record, Run
+from llmecon.records.schema import MIN_ENERGY_WINDOW_S, Record, Run
 from llmecon.records.store import existing_folders, find_runs, read_record, read_run, record_files
 from llmecon.stats import summarize_rounds
 from llmecon.vocab import CONVENTIONS
@@ -46,6 +46,7 @@ def columns() -> list[str]:
         "batch_size", "seq_len", "new_tokens", "attn_implementation", "compile", "static_cache",
         "activation_checkpointing", "layer_scale", "time_scale",
         "step_time_s", "step_time_spread", "round_means_s", "n_rounds", "n_samples", "first_call_s",
+        "device_step_s", "device_busy_fraction", "launch_bound",
         "tokens_per_step", "tokens_per_s",
         *[f"flops_per_step_{c}" for c in CONVENTIONS], "bytes_per_step",
         "peak_flops_per_s", "peak_reason", "ceiling_flops_per_s", "peak_bytes_per_s", "ceiling_bytes_per_s",
@@ -53,7 +54,7 @@ def columns() -> list[str]:
         *[f"mfu_{c}" for c in CONVENTIONS],
         *[f"mfu_{c}_vs_ceiling" for c in CONVENTIONS],
         "bytes_per_s", "bandwidth_util", "bandwidth_util_vs_ceiling",
-        "weight_bytes", "peak_memory_bytes", "energy_j_per_token", "mean_power_w",
+        "weight_bytes", "peak_memory_bytes", "energy_j_per_token", "mean_power_w", "power_capped_fraction",
         "aten_ops_per_step", "aten_op_counts", "cuda_kernels_per_step", "valid", "path",
     ]  # fmt: skip
 
@@ -64,7 +65,7 @@ _OBJECT = ("round_means_s", "aten_op_counts")  # a list of seconds per round; {o
 _TEXT = ("run_id", "config_id", "created_utc", "model", "model_spec", "hardware", "hardware_id", "device_name",
          "device_kind", "dtype", "phase", "status", "reason", "warnings", "attn_implementation", "peak_reason",
          "path")
-_BOOL = ("compile", "static_cache", "activation_checkpointing")
+_BOOL = ("compile", "static_cache", "activation_checkpointing", "launch_bound")  # nullable: launch_bound on a CPU
 
 
 def hardware_key(hardware_id: str | None, device_name: str | None) -> str:
@@ -176,9 +177,13 @@ def _row(rec: Record, run: Run | None, sheet: _Sheet) -> dict:
         row["bytes_per_s"] = _ratio(row["bytes_per_step"], step)
         row["bandwidth_util"] = _utilization(row["bytes_per_step"], step, row["peak_bytes_per_s"])
         row["bandwidth_util_vs_ceiling"] = _utilization(row["bytes_per_step"], step, row["ceiling_bytes_per_s"])
-        energy = rec.telemetry.energy_j
-        if energy is not None and n_samples:
+        energy, window = rec.telemetry.energy_j, rec.telemetry.window_s
+        if energy is not None and n_samples and window is not None and window >= MIN_ENERGY_WINDOW_S:
             row["energy_j_per_token"] = energy / (tokens * n_samples) * scale
+        timing = rec.timing
+        row.update(device_step_s=timing.device_step_s * scale if timing.device_step_s is not None else None,
+                   device_busy_fraction=timing.device_busy_fraction, launch_bound=timing.launch_bound,
+                   power_capped_fraction=rec.telemetry.power_capped_fraction)
         if step is None or not step > 0:
             reasons.append("no_step_time")
         for column in GATED:

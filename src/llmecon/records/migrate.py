@@ -23,6 +23,16 @@ Schema 2 -> 3 (rounds):
   did: now the round's mean, where schema 2 reported its median);
 - ``measure`` gains ``rounds`` = 1 and ``target_rel_ci`` = null (schema 2 stopped at its minimums);
 - ``work.ops`` stays absent: operator counts were not recorded.
+
+Schema 3 -> 4 (the GPU path):
+
+- holding the power limit (NVML's ``sw_power_cap``) is no longer throttling: it leaves
+  ``telemetry.throttle_reasons`` and the ``throttled:`` warnings (a warning left with no reason goes);
+  ``power_capped_fraction`` stays null, since schema 3 kept only whether any sample saw it;
+- energy per token needs ``MIN_ENERGY_WINDOW_S`` of telemetry window: an older record with a shorter window
+  keeps its energy but loses ``energy_j_per_token``, with ``energy_reason`` saying why. (Schema 3 decode energy
+  also included the untimed prompt re-prefills in its mean power; that cannot be undone.)
+- the new fields (device clock, kernel busy time, launch_bound, compute_mode) are null: not recorded.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ from typing import Any
 
 from llmecon.costmodel.presets import config_name
 from llmecon.errors import UserError
-from llmecon.records.schema import SCHEMA_VERSION
+from llmecon.records.schema import MIN_ENERGY_WINDOW_S, SCHEMA_VERSION
 
 SCHEMA_1_SCALING = ("schema 1 record from before full-model work was stored: step time, FLOPs, bytes and "
                     "energy scaled by layer_scale (L/k)")
@@ -59,8 +69,7 @@ def upgrade_run(doc: Any) -> dict:
     if version == 1:
         doc = {"schema_version": 2, "kind": "llmecon-run",
                **{k: v for k, v in doc.items() if k != "schema_version"}}
-    if version <= 2:
-        doc["schema_version"] = 3
+    doc["schema_version"] = SCHEMA_VERSION  # 1 -> 2 -> 3 -> 4 add only optional fields to run.json
     return doc
 
 
@@ -108,6 +117,39 @@ def _record_2_to_3(doc: dict) -> dict:
     return doc
 
 
+POWER_CAP = "sw_power_cap"
+
+
+def _without_power_cap(warning: str) -> str | None:
+    if not warning.startswith("throttled:"):
+        return warning
+    rest = [r for r in warning[len("throttled:"):].split(",") if r and r != POWER_CAP]
+    return "throttled:" + ",".join(rest) if rest else None
+
+
+def _record_3_to_4(doc: dict) -> dict:
+    doc["schema_version"] = 4
+    tele = doc.get("telemetry")
+    if isinstance(tele, dict):
+        if isinstance(tele.get("throttle_reasons"), list):
+            tele["throttle_reasons"] = [r for r in tele["throttle_reasons"] if r != POWER_CAP]
+        window = tele.get("window_s")
+        if tele.get("energy_j_per_token") is not None and not (isinstance(window, (int, float))
+                                                               and window >= MIN_ENERGY_WINDOW_S):
+            tele["energy_j_per_token"] = None
+            tele["energy_reason"] = (f"schema 3 record: telemetry window {window} s under {MIN_ENERGY_WINDOW_S:g} s "
+                                     "gives no energy per token")
+    timing = doc.get("timing")
+    blocks = [timing.get("validity")] if isinstance(timing, dict) else []
+    if isinstance(timing, dict) and isinstance(timing.get("rounds"), list):
+        blocks += [r.get("validity") for r in timing["rounds"] if isinstance(r, dict)]
+    for block in blocks:
+        if isinstance(block, dict) and isinstance(block.get("warnings"), list):
+            block["warnings"] = [w for w in (_without_power_cap(x) if isinstance(x, str) else x
+                                             for x in block["warnings"]) if w is not None]
+    return doc
+
+
 def upgrade_record(doc: Any) -> dict:
     """A record of any known schema as a current-schema dict (a copy)."""
     version = schema_version(doc)
@@ -116,4 +158,6 @@ def upgrade_record(doc: Any) -> dict:
         doc = _record_1_to_2(doc)
     if version <= 2:
         doc = _record_2_to_3(doc)
+    if version <= 3:
+        doc = _record_3_to_4(doc)
     return doc

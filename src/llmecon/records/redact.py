@@ -34,15 +34,15 @@ def _secret_env_values() -> list[str]:
 def redact(obj: Any, *, _env: list[str] | None = None) -> Any:
     """A copy of obj with secrets replaced by "<redacted>".
 
-    Replaced: the value of any mapping key named like a secret (HF_TOKEN, hf_token, api_key,
+    Replaced: the text value of any mapping key named like a secret (HF_TOKEN, hf_token, api_key,
     AWS_SECRET_ACCESS_KEY, password...; not `new_tokens`, `pad_token_id` or `num_key_value_heads`), any
     substring that looks like a token (hf_..., ghp_..., sk-..., AKIA...), and any literal occurrence of the
     value of a secret-named environment variable (in a traceback, say).
     """
     env = _secret_env_values() if _env is None else _env
     if isinstance(obj, Mapping):
-        def secret(k, v):
-            return isinstance(k, str) and _SECRET_KEY.search(k) and v not in (None, "")
+        def secret(k, v):  # a number is never a secret: energy_j_per_token is a measurement
+            return isinstance(k, str) and _SECRET_KEY.search(k) and isinstance(v, str) and v != ""
 
         return {k: REDACTED if secret(k, v) else redact(v, _env=env) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

@@ -1,4 +1,4 @@
-"""The record format, declared once: ``run.json`` and one record per configuration, schema version 3.
+"""The record format, declared once: ``run.json`` and one record per configuration, schema version 4.
 
 A run folder::
 
@@ -21,6 +21,13 @@ Timing (schema 3): a configuration is measured in ``rounds``, interleaved with t
 its model (docs/measuring.md §3). Each round keeps its raw samples; the configuration's estimate is the
 median over rounds of each round's mean step time, and its noise the spread between rounds. ``work.ops`` holds the counts timing
 cannot move (operator calls per step).
+
+Schema 4 (the GPU path): each round keeps the device's own clock beside the host's (``device_samples_s``, CUDA
+events), the timing block the kernels' busy share of the step and the ``launch_bound`` flag, ``work.ops`` the
+kernels' busy time, the telemetry ``power_capped_fraction`` (holding the power limit is not throttling),
+the most processes NVML saw on the GPU, the time left out of the window (``excluded_s``: decode's re-prefills)
+and why energy per token is missing; run.json's device block gains ``compute_mode`` and a ceiling its
+``timing_method``.
 """
 
 from __future__ import annotations
@@ -31,7 +38,13 @@ from pydantic import ConfigDict, Field, NonNegativeFloat, NonNegativeInt, Positi
 
 from llmecon.formats import Strict
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+
+# NVML refreshes its power reading about every 100 ms and, on A100 and H100, averages only part of each period
+# (Yang et al. 2024, "Part-time Power Measurements: nvidia-smi's Lack of Attention", arXiv:2312.02741): energy from
+# a telemetry window shorter than this (over all rounds) can be off by tens of percent, so no energy per token is
+# derived from one.
+MIN_ENERGY_WINDOW_S = 2.0
 CONFIG_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+=,@-]{0,199}$"
 
 Phase = Literal["prefill", "decode", "train"]
@@ -101,6 +114,10 @@ class Device(Strict):
     ecc_enabled: bool | int | None = None
     mig_enabled: bool | int | None = None
     energy_counter_available: bool | None = None
+    compute_mode: str | None = None       # NVML: default, exclusive_process, prohibited, exclusive_thread
+    # Processes NVML listed on the GPU while the probe ran (the probe's own included). NVML reports PIDs of the
+    # host's namespace, which in a container are not this process's: foreign_gpu_pids (those not equal to the
+    # probe's PID) is then unreliable; the telemetry counts processes during every round instead.
     gpu_processes: list[GpuProcess] = Field(default_factory=list)
     foreign_gpu_pids: list[int] = Field(default_factory=list)
 
@@ -119,6 +136,7 @@ class Ceiling(Strict):
     copy_best_s: PositiveFloat | None = None
     copy_samples: NonNegativeInt | None = None
     statistic: str | None = None
+    timing_method: str | None = None      # CUDA events around back-to-back calls (GPU), or the host clock
     torch_threads: PositiveInt | None = None
 
 
@@ -126,7 +144,7 @@ class Run(Strict):
     """``run.json``: one bench run. ``config`` is the bench's own description of the sweep (what
     ``bench --resume`` reruns); it is validated by the bench when it resumes, not here."""
 
-    schema_version: Literal[3]
+    schema_version: Literal[4]
     kind: Literal["llmecon-run"] = "llmecon-run"
     run_id: str
     created_utc: str
@@ -189,6 +207,7 @@ class RoundBlock(Strict):
     write); the loader recomputes every statistic from them."""
 
     samples_s: list[float | None]
+    device_samples_s: list[float | None] | None = None  # CUDA events around each timed call (null on a CPU)
     first_call_s: NonNegativeFloat | None
     warmup_iters: NonNegativeInt
     n_samples: NonNegativeInt
@@ -212,6 +231,13 @@ class TimingBlock(Strict):
     spread: NonNegativeFloat | None = None
     validity: ValidityBlock
     statistic: str | None = None
+    # the device's side (null on a CPU): device_step_s is the CUDA events' step time (the same statistic as
+    # step_s); device_busy_s the kernels' busy time in one profiled step; launch_bound when that is under half of
+    # step_s (measure.rounds)
+    device_step_s: float | None = None
+    device_busy_s: NonNegativeFloat | None = None
+    device_busy_fraction: NonNegativeFloat | None = None
+    launch_bound: bool | None = None
     # decode
     prompt_prefill_s: NonNegativeFloat | None = None
     protocol: str | None = None
@@ -235,6 +261,7 @@ class OpCounts(Strict):
     aten_ops_per_step: NonNegativeInt | None
     aten_op_counts: dict[str, NonNegativeInt] = Field(default_factory=dict)
     cuda_kernels_per_step: NonNegativeInt | None = None
+    cuda_kernel_time_s_per_step: NonNegativeFloat | None = None  # union of the kernels' intervals (busy time)
     reason: str | None = None
 
 
@@ -275,14 +302,18 @@ class Telemetry(Strict):
     max_temp_c: float | None = None
     sm_clock_mhz_median: float | None = None
     sm_clock_mhz_min: float | None = None
-    throttle_reasons: list[str] = Field(default_factory=list)
+    throttle_reasons: list[str] = Field(default_factory=list)  # clock-event reasons but the power cap
+    power_capped_fraction: NonNegativeFloat | None = None      # share of samples holding the power limit
+    gpu_processes_max: NonNegativeInt | None = None            # most compute processes NVML saw on the GPU
     n_samples: NonNegativeInt = 0
-    window_s: NonNegativeFloat | None = None
+    window_s: NonNegativeFloat | None = None                   # telemetry window, paused parts left out
+    excluded_s: NonNegativeFloat | None = None                 # paused: untimed work inside the window
     window_energy_j: NonNegativeFloat | None = None
     energy_source: str | None = None
     energy_method: str | None = None
     tokens_in_samples: NonNegativeInt | None = None
     energy_j_per_token: NonNegativeFloat | None = None
+    energy_reason: str | None = None                           # why energy per token is null
     host_cpu: HostCpu | None = None
 
 
@@ -321,7 +352,7 @@ class Record(Strict):
     """One configuration's outcome. ``status`` ok and invalid carry samples; oom, error, timeout, skipped
     and interrupted carry ``reasons`` (and ``error`` with the traceback for error)."""
 
-    schema_version: Literal[3]
+    schema_version: Literal[4]
     kind: Literal["llmecon-record"] = "llmecon-record"
     run_id: str
     created_utc: str
