@@ -21,8 +21,9 @@ def test_gpu_probe_and_ceilings_are_sane():
     info = probe_device("cuda:0")
     assert info["kind"] == "cuda" and info["memory_bytes"] > 1 << 30
     assert info["telemetry_available"] or info["telemetry_reason"]
+    assert info["compute_mode"] is not None or not info["telemetry_available"]
     c = measure_ceilings("cuda:0", "bf16")
-    assert c["gemm_shape"] == [8192, 8192, 8192]
+    assert c["gemm_shape"] == [8192, 8192, 8192] and "CUDA events" in c["timing_method"]
     assert 1e13 < c["gemm_flops_per_s"] < 5e15  # tens of TFLOP/s to a few PFLOP/s
     assert 1e11 < c["copy_bytes_per_s"] < 2e13  # 100 GB/s to 20 TB/s
 
@@ -46,3 +47,6 @@ def test_gpu_bf16_bench_of_tiny_on_cuda_gives_valid_rows(tmp_path):
         # the operator calls of one step, and the kernels the profiler saw (null only with a reason)
         assert row["aten_ops_per_step"] > 0
         assert row["cuda_kernels_per_step"] is None or row["cuda_kernels_per_step"] > 0
+        # the device's own clock beside the host's: the events' span cannot exceed the host time by much
+        assert 0 < row["device_step_s"] <= 1.1 * row["step_time_s"]
+        assert row["launch_bound"] in (True, False) or row["cuda_kernels_per_step"] is None
