@@ -38,6 +38,7 @@ from typing import Callable
 
 from llmecon.measure.device import backend, out_of_memory_reason
 from llmecon.measure.models import build_model, built_shape
+from llmecon.measure.probe import measure_ceilings, probe_device
 from llmecon.measure.record import base_record
 from llmecon.measure.rounds import combine
 from llmecon.measure.workloads import run_workload
@@ -111,8 +112,6 @@ def execute(job: dict, emit: Callable[[dict], None]) -> int:
 def probe(job: dict, emit: Callable[[dict], None]) -> int:
     """Probe job["device"] and measure its ceilings in job["dtype"]; emit one "probe" (or "probe_error") event."""
     import torch
-
-    from llmecon.measure.probe import measure_ceilings, probe_device
 
     if job.get("threads"):
         torch.set_num_threads(int(job["threads"]))
