@@ -86,11 +86,12 @@ def main() -> None:
         print(json.dumps(_measure(json.loads(args.one), args.device)))
         return
     kind = "cuda" if args.device.startswith("cuda") else "cpu"
+    device = "cuda:0" if args.device == "cuda" else args.device
     cases = CUDA_CASES if kind == "cuda" else CPU_CASES
     print(f"{'model':13} {'phase':8} {'b':>3} {'s':>5} {'dtype':5} {'options':28} {'measured':>12} "
           f"{'predicted':>12} {'pred/meas':>9}  peak at")
     for case in cases:
-        proc = subprocess.run([sys.executable, __file__, "--device", args.device, "--one", json.dumps(case)],
+        proc = subprocess.run([sys.executable, __file__, "--device", device, "--one", json.dumps(case)],
                               capture_output=True, text=True)
         if proc.returncode:
             print(f"{case}: failed: {proc.stderr.strip().splitlines()[-1:]}")
