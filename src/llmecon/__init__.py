@@ -17,7 +17,7 @@ _API = {
     "estimate_inference": "llmecon.estimate.inference", "estimate_training": "llmecon.estimate.training",
     "article": "llmecon.estimate.article",
     "bench": "llmecon.api", "calibrate": "llmecon.api", "compare": "llmecon.api", "report": "llmecon.api",
-    "run": "llmecon.api",
+    "run": "llmecon.api", "bench_plan": "llmecon.api",
     "load_results": "llmecon.records.load", "Results": "llmecon.records.load", "list_runs": "llmecon.records.store",
     "Calibration": "llmecon.calibration.document", "UserError": "llmecon.errors",
 }

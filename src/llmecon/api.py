@@ -23,10 +23,32 @@ from llmecon.calibration.document import Calibration
 from llmecon.calibration.compare import DEFAULT_CONFIDENCE, DEFAULT_MAX_DROP, compare_runs
 from llmecon.calibration.fit import DEFAULT_MAX_HELDOUT_ERROR, calibrate_results
 from llmecon.errors import UserError
+from llmecon.estimate.dryrun import dry_run, resolve_target
 from llmecon.pipeline import MainJob, build_report, run_main_job
 from llmecon.records.load import Results, load_results
 from llmecon.units import parse_fraction, parse_whole_list
 from llmecon.vocab import CALIBRATION_CONVENTION, DEFAULT_OUT, DEFAULT_PRICE_TERM, PHASES, RUNS_FOLDER
+
+
+def _bench_spec(models, kind: str, *, phases=PHASES, batch_sizes=(1,), seq_lens=(128,), dtype=None, device="auto",
+                new_tokens=16, layers=None, attn="sdpa", weights="random", compile=False, static_cache=False,
+                activation_checkpointing=False, min_iters=None, min_time_s=None, max_time_s=None, warmup_iters=None,
+                rounds=None, precision=None, timeout_s=DEFAULT_TIMEOUT_S, threads=None, isolate=True, name=None,
+                memory_check=True) -> BenchSpec:
+    """The sweep `bench` and `bench_plan` take: ``models`` None is the default suite for the device ``kind``."""
+    if models is None:
+        return dataclasses.replace(default_suite(kind), device=device, isolate=isolate, threads=threads,
+                                   memory_check=memory_check, **({"dtype": dtype} if dtype else {}))
+    names = (models,) if isinstance(models, str) else tuple(models)
+    return BenchSpec(
+        models=tuple(m.strip() for arg in names for m in arg.split(",") if m.strip()),
+        phases=tuple(p.strip() for p in (phases.split(",") if isinstance(phases, str) else phases) if p.strip()),
+        batch_sizes=parse_whole_list("--batch-size", batch_sizes), seq_lens=parse_whole_list("--seq-len", seq_lens),
+        dtype=dtype, device=device, new_tokens=new_tokens, attn_implementation=attn, layers=layers,
+        compile=compile, static_cache=static_cache, activation_checkpointing=activation_checkpointing,
+        min_iters=min_iters, min_time_s=min_time_s, max_time_s=max_time_s, warmup_iters=warmup_iters,
+        rounds=rounds, target_rel_ci=None if precision is None else parse_fraction("--precision", precision),
+        timeout_s=timeout_s, isolate=isolate, weights=weights, threads=threads, name=name, memory_check=memory_check)
 
 
 def bench(models=None, *, phases=PHASES, batch_sizes=(1,), seq_lens=(128,), dtype: str | None = None,
@@ -35,40 +57,50 @@ def bench(models=None, *, phases=PHASES, batch_sizes=(1,), seq_lens=(128,), dtyp
           activation_checkpointing: bool = False, min_iters: int | None = None, min_time_s: float | None = None,
           max_time_s: float | None = None, warmup_iters: int | None = None, rounds: int | None = None,
           precision=None, timeout_s: float = DEFAULT_TIMEOUT_S,
-          threads: int | None = None, isolate: bool = True, name: str | None = None, progress: bool = False,
-          on_run_dir=None) -> Results:
+          threads: int | None = None, isolate: bool = True, name: str | None = None, memory_check: bool = True,
+          progress: bool = False, on_run_dir=None) -> Results:
     """Benchmark models on this machine (`llmecon bench`): one run folder under ``out/runs/``, loaded.
 
     ``models`` None runs the default suite for the device (then only ``dtype``, ``device``, ``threads``,
-    ``isolate`` and ``out`` apply); ``resume`` (a run folder) finishes an interrupted run with its own
-    configuration. Timing knobs left None take the device kind's defaults: ``rounds`` per configuration,
-    interleaved; ``precision`` the stopping rule's target, the relative half-width of the median's 95 %
-    interval in a round ('2%' or 0.02; 0 stops at the minimums). Returns the run's `Results`
+    ``isolate``, ``memory_check`` and ``out`` apply); ``resume`` (a run folder) finishes an interrupted run
+    with its own configuration. Timing knobs left None take the device kind's defaults: ``rounds`` per
+    configuration, interleaved; ``precision`` the stopping rule's target, the relative half-width of the
+    median's 95 % interval in a round ('2%' or 0.02; 0 stops at the minimums). Configurations the memory model
+    predicts not to fit are recorded as skipped, with the predicted and usable memory in the reason
+    (``memory_check=False`` runs them anyway; `bench_plan` shows the prediction). Returns the run's `Results`
     (``.frame``, ``.problems``, ``.paths[0]`` is the run folder).
 
     >>> res = llmecon.bench("tiny", phases="prefill", batch_sizes=(1, 4), device="cpu")   # doctest: +SKIP
     >>> res.frame[["phase", "batch_size", "tokens_per_s"]]                                # doctest: +SKIP
     """
-    if resume is not None:
-        spec = None
-    elif models is None:
-        kind = device_kind(resolve_device(device))
-        spec = dataclasses.replace(default_suite(kind), device=device, isolate=isolate, threads=threads,
-                                   **({"dtype": dtype} if dtype else {}))
-    else:
-        names = (models,) if isinstance(models, str) else tuple(models)
-        spec = BenchSpec(
-            models=tuple(m.strip() for arg in names for m in arg.split(",") if m.strip()),
-            phases=tuple(p.strip() for p in (phases.split(",") if isinstance(phases, str) else phases) if p.strip()),
-            batch_sizes=parse_whole_list("--batch-size", batch_sizes), seq_lens=parse_whole_list("--seq-len", seq_lens),
-            dtype=dtype, device=device, new_tokens=new_tokens, attn_implementation=attn, layers=layers,
-            compile=compile, static_cache=static_cache, activation_checkpointing=activation_checkpointing,
-            min_iters=min_iters, min_time_s=min_time_s, max_time_s=max_time_s, warmup_iters=warmup_iters,
-            rounds=rounds, target_rel_ci=None if precision is None else parse_fraction("--precision", precision),
-            timeout_s=timeout_s, isolate=isolate, weights=weights, threads=threads, name=name)
+    spec = None
+    if resume is None:
+        spec = _bench_spec(models, device_kind(resolve_device(device)) if models is None else None,
+                           phases=phases, batch_sizes=batch_sizes, seq_lens=seq_lens, dtype=dtype, device=device,
+                           new_tokens=new_tokens, layers=layers, attn=attn, weights=weights, compile=compile,
+                           static_cache=static_cache, activation_checkpointing=activation_checkpointing,
+                           min_iters=min_iters, min_time_s=min_time_s, max_time_s=max_time_s,
+                           warmup_iters=warmup_iters, rounds=rounds, precision=precision, timeout_s=timeout_s,
+                           threads=threads, isolate=isolate, name=name, memory_check=memory_check)
     run_dir = run_bench(spec, Path(out) / RUNS_FOLDER, resume=Path(resume) if resume else None, progress=progress,
                         on_run_dir=on_run_dir)
     return load_results([run_dir])
+
+
+def bench_plan(models=None, *, device: str = "auto", hardware: str | None = None, calibration=None,
+               **sweep) -> dict:
+    """The plan of a bench sweep (`llmecon bench --dry-run`), built and run nowhere: per configuration the
+    predicted memory by part, whether it fits ``hardware`` (a hardware-sheet id; else this machine's device)
+    and a predicted step time, from ``calibration`` (a Calibration or its file) when it covers the target, else
+    the datasheet roofline (labelled). Takes `bench`'s sweep keywords (not ``out``, ``resume``, ``progress``);
+    returns the dict ``--json`` prints.
+
+    >>> plan = llmecon.bench_plan(hardware="h200")              # the default CUDA suite on an H200
+    >>> [(r["model"], r["batch_size"], r["seq_len"]) for r in plan["rows"] if r["phase"] == "train" and not r["fits"]][:2]
+    [('llama-3.2-1b', 32, 2048), ('llama-3-8b', 1, 512)]
+    """
+    target = resolve_target(device, hardware)
+    return dry_run(_bench_spec(models, target["kind"], device=device, **sweep), target, calibration)
 
 
 def calibrate(runs, output: str | os.PathLike | None = None, *, convention: str = CALIBRATION_CONVENTION,

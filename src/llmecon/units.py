@@ -99,7 +99,8 @@ def binary_bytes(value: float | None, digits: int = 3) -> str:
         return "—"
     for power, prefix in ((5, "Pi"), (4, "Ti"), (3, "Gi"), (2, "Mi"), (1, "Ki")):
         if abs(value) >= 1024**power:
-            return f"{value / 1024**power:.{digits}g} {prefix}B"
+            text = f"{value / 1024**power:.{digits}g}"
+            return f"{text if 'e' not in text else f'{value / 1024**power:.0f}'} {prefix}B"  # 1020 MiB, not 1.02e+03
     return f"{value:.0f} B"
 
 

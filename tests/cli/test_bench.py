@@ -140,3 +140,54 @@ def test_bench_name_overrides_the_models_own_name(tmp_path):
     assert got["record"]["config_id"].startswith("prefill-llama-mine-fp32-b1-s8-")
     table = _table(got["run_dir"])
     assert "llama-mine" in table and "acme" not in table
+
+
+# ------------------------------------------------------------------------------------------------ --dry-run
+
+def test_bench_dry_run_h200_table_shows_parts_fit_and_the_time_source(tmp_path):
+    result = CliRunner().invoke(main, ["bench", "--dry-run", "--hardware", "h200", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert all(word in out for word in ("weights", "grads", "optimizer", "KV cache", "activations", "logits", "total"))
+    assert out.count("no: skipped") >= 4 and "yes" in out            # the 8B's training batches 8 and 32 at least
+    assert "datasheet roofline" in out and "hardware sheet: h200" in out and "docs/memory.md" in out
+    assert not (tmp_path / "out").exists()                              # nothing run, nothing written
+
+
+def test_bench_dry_run_json_is_the_plan():
+    result = CliRunner().invoke(main, ["bench", "--dry-run", "--hardware", "h200", "--model", "llama-3-8b",
+                                       "--phase", "train", "--batch-size", "1,8,32", "--seq-len", "2048", "--json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    by_batch = {r["batch_size"]: r for r in plan["rows"]}
+    assert by_batch[8]["action"] == by_batch[32]["action"] == "skip"
+    assert "predicted_oom: needs" in by_batch[32]["reason"] and by_batch[32]["memory"]["total_bytes"] > 0
+    assert plan["target"]["hardware"] == "h200" and plan["formulas"] == "docs/memory.md"
+
+
+def test_bench_dry_run_no_memory_check_would_run_everything():
+    result = CliRunner().invoke(main, ["bench", "--dry-run", "--hardware", "h200", "--no-memory-check", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["rows"]
+    assert {r["action"] for r in rows} == {"run"} and not all(r["fits"] for r in rows)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dry-run", "--hardware", "h2000"], "unknown accelerator 'h2000'"),
+    (["--dry-run", "--device", "cuda"], "name it: --hardware ID"),
+    (["--hardware", "h200", "--model", "tiny"], "--hardware is for planning: add --dry-run"),
+    (["--calibration", "c.json", "--model", "tiny"], "--calibration is for planning: add --dry-run"),
+    (["--dry-run", "--resume", "RUN_DIR"], "--dry-run plans a new sweep"),
+    (["--dry-run", "--hardware", "h200", "--calibration", "MISSING"], "cannot read calibration"),
+])
+def test_bench_dry_run_bad_input_is_one_line(tmp_path, monkeypatch, args, message):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    args = [{"RUN_DIR": str(run_dir), "MISSING": str(tmp_path / "none.json")}.get(a, a) for a in args]
+    result = CliRunner().invoke(main, ["bench", *args])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("llmecon: error: ") and message in lines[0], result.stderr

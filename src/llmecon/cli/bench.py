@@ -7,11 +7,13 @@ from pathlib import Path
 import click
 
 from llmecon.api import bench as run_sweep
-from llmecon.cli._output import echo_json, frame_records, warn
+from llmecon.api import bench_plan
+from llmecon.cli._output import echo_json, frame_records, show, table, warn
 from llmecon.cli._views import print_measurements
 from llmecon.errors import UserError
 from llmecon.measure.spec import DEFAULT_CPU_THREADS, DEFAULT_TIMEOUT_S
 from llmecon.measure.timing import CAP_STEPS, DEFAULT_KNOBS
+from llmecon.units import binary_bytes, si
 from llmecon.vocab import ATTN_IMPLEMENTATIONS, BENCH_DTYPES, DEFAULT_OUT, PHASES, RUNS_FOLDER, WEIGHTS
 
 _CPU, _GPU = DEFAULT_KNOBS["cpu"], DEFAULT_KNOBS["cuda"]
@@ -21,7 +23,7 @@ _CPU, _GPU = DEFAULT_KNOBS["cpu"], DEFAULT_KNOBS["cuda"]
 _SWEEP = ("phase", "batch_size", "seq_len", "new_tokens", "layers", "attn", "weights", "compile_", "static_cache",
           "activation_checkpointing", "min_iters", "min_time", "max_time", "warmup_iters", "rounds", "precision",
           "timeout_s", "name")
-_RESUME_TOO = ("models", "dtype", "device", "threads", "out_dir", "no_isolate")
+_RESUME_TOO = ("models", "dtype", "device", "threads", "out_dir", "no_isolate", "no_memory_check")
 
 
 @click.command("bench")
@@ -67,11 +69,19 @@ _RESUME_TOO = ("models", "dtype", "device", "threads", "out_dir", "no_isolate")
 @click.option("--threads", type=int, default=None,
               help=f"CPU threads for torch [default: {DEFAULT_CPU_THREADS}, steadier on a shared host; recorded].")
 @click.option("--no-isolate", is_flag=True, help="Run in this process (no timeout, no crash isolation; debugging).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result rows as JSON instead of a table.")
+@click.option("--no-memory-check", is_flag=True,
+              help="Run configurations the memory model predicts not to fit (default: record them as skipped).")
+@click.option("--dry-run", is_flag=True, help="Print the plan (predicted memory, fit, time) and run nothing; no GPU needed.")
+@click.option("--hardware", default=None, metavar="ID",
+              help="--dry-run: plan for this hardware-sheet GPU (llmecon hardware lists them) [default: this machine].")
+@click.option("--calibration", type=click.Path(dir_okay=False), default=None,
+              help="--dry-run: predict step times from this calibration [default: the datasheet roofline].")
+@click.option("--json", "as_json", is_flag=True, help="Print the result rows (with --dry-run: the plan) as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def bench(models, phase, batch_size, seq_len, dtype, device, out_dir, resume, name, new_tokens, layers, attn, weights,
           compile_, static_cache, activation_checkpointing, rounds, precision, min_iters, min_time, max_time,
-          warmup_iters, timeout_s, threads, no_isolate, as_json, quiet) -> None:
+          warmup_iters, timeout_s, threads, no_isolate, no_memory_check, dry_run, hardware, calibration, as_json,
+          quiet) -> None:
     """Benchmark prefill, decode and training of real models on this machine.
 
     Each configuration (model x phase x batch x seq-len) is measured in independent rounds,
@@ -79,7 +89,9 @@ def bench(models, phase, batch_size, seq_len, dtype, device, out_dir, resume, na
     median is precise enough (a minimum count and time, a cap). The estimate is the median over
     rounds of
     each round's mean step time, its noise their spread. OOM, errors and timeouts are recorded as statuses.
-    Every record lands in OUT/runs/<run-id>/ as it finishes; Ctrl-C keeps them.
+    Every record lands in OUT/runs/<run-id>/ as it finishes; Ctrl-C keeps them. A configuration the memory
+    model predicts not to fit is recorded as skipped, with the predicted and usable memory, before any runs;
+    --dry-run prints that prediction for every configuration and runs nothing (docs/memory.md).
 
     \b
     Examples:
@@ -89,12 +101,27 @@ def bench(models, phase, batch_size, seq_len, dtype, device, out_dir, resume, na
                     --batch-size 1,8,32 --seq-len 512,2048 --dtype bf16
       llmecon bench --model llama-3-70b --layers 4 --phase prefill   big models: 4 layers, extrapolated
       llmecon bench --resume llmecon-out/runs/20260101T000000Z-1a2b3c4d    finish an interrupted run
+      llmecon bench --dry-run --hardware h200            the default CUDA suite's plan on an H200
     """
     names = [m.strip() for arg in models for m in arg.split(",") if m.strip()]
     ignored = _given(_SWEEP + (_RESUME_TOO if resume else ())) if resume or not names else []
     if ignored:
         why = "--resume reruns the run's own configuration" if resume else "without --model the default suite has its own sweep"
         raise UserError(f"{', '.join(ignored)}: not used, {why}; drop {'it' if len(ignored) == 1 else 'them'}")
+    if dry_run and resume:
+        raise UserError("--dry-run plans a new sweep; --resume continues a run: drop one of them")
+    if not dry_run and (hardware is not None or calibration is not None):
+        raise UserError(f"{'--hardware' if hardware is not None else '--calibration'} is for planning: add --dry-run")
+    sweep = dict(phases=phase, batch_sizes=batch_size, seq_lens=seq_len, dtype=dtype, device=device,
+                 new_tokens=new_tokens, layers=layers, attn=attn, weights=weights, compile=compile_,
+                 static_cache=static_cache, activation_checkpointing=activation_checkpointing, min_iters=min_iters,
+                 min_time_s=min_time, max_time_s=max_time, warmup_iters=warmup_iters, rounds=rounds,
+                 precision=precision, timeout_s=timeout_s, threads=threads, isolate=not no_isolate, name=name,
+                 memory_check=not no_memory_check)
+    if dry_run:
+        plan = bench_plan(names or None, hardware=hardware, calibration=calibration, **sweep)
+        echo_json(plan) if as_json else print_plan(plan)
+        return
     started: dict = {}
 
     def announce(run_dir: Path) -> None:
@@ -103,13 +130,7 @@ def bench(models, phase, batch_size, seq_len, dtype, device, out_dir, resume, na
             click.echo(f"llmecon: run folder {run_dir}", err=True)
 
     try:
-        res = run_sweep(names or None, phases=phase, batch_sizes=batch_size, seq_lens=seq_len, dtype=dtype,
-                        device=device, out=out_dir, resume=resume, new_tokens=new_tokens, layers=layers, attn=attn,
-                        weights=weights, compile=compile_, static_cache=static_cache,
-                        activation_checkpointing=activation_checkpointing, min_iters=min_iters, min_time_s=min_time,
-                        max_time_s=max_time, warmup_iters=warmup_iters, rounds=rounds, precision=precision,
-                        timeout_s=timeout_s, threads=threads,
-                        isolate=not no_isolate, name=name, progress=not quiet, on_run_dir=announce)
+        res = run_sweep(names or None, out=out_dir, resume=resume, progress=not quiet, on_run_dir=announce, **sweep)
     except KeyboardInterrupt:
         if started.get("run_dir") is not None:
             click.echo(f"llmecon: interrupted; finished records are kept in {started['run_dir']}; "
@@ -122,6 +143,39 @@ def bench(models, phase, batch_size, seq_len, dtype, device, out_dir, resume, na
         echo_json({"run_dir": str(run_dir), "rows": frame_records(res.frame), "problems": res.problems})
         return
     print_measurements(res.frame, f"llmecon bench: {run_dir.name}", run_dir)
+
+
+def _gib_parts(parts: dict) -> list:
+    """The plan table's memory cells: weights (with autocast's copies), gradients, optimizer, KV, activations,
+    logits; — for a part the configuration does not have."""
+    cells = [parts["weights"] + parts["autocast_copies"], parts["gradients"], parts["optimizer"], parts["kv_cache"],
+             parts["activations"], parts["logits"]]
+    return [binary_bytes(v) if v else "—" for v in cells]
+
+
+def print_plan(plan: dict) -> None:
+    """The dry run's table: one row per configuration, predicted memory by part, fit, time and its source."""
+    target = plan["target"]
+    sources: list[str] = []
+    rows = []
+    for r in plan["rows"]:
+        if r["time_source"] and r["time_source"] not in sources:
+            sources.append(r["time_source"])
+        fits = {True: "yes", None: "—"}.get(r["fits"], "no: skipped" if r["action"] == "skip" else "no: runs anyway")
+        rows.append([r["name"], r["phase"], r["batch_size"], r["seq_len"], *_gib_parts(r["memory"]["parts_bytes"]),
+                     binary_bytes(r["memory"]["total_bytes"]), fits, si(r["step_time_s"], "s"),
+                     si(r["tokens_per_s"], "tok/s"), r["time_basis"] or "—"])
+    memory = (f"{binary_bytes(target['memory_bytes'])} ({target['memory_source']}), "
+              f"{binary_bytes(target['usable_bytes'])} usable with {target['headroom_fraction']:.0%} headroom"
+              if target["memory_bytes"] else "memory unknown: no fit verdict")
+    caption = "\n".join([f"target: {target['name']} on {target['device']}: {memory}",
+                         f"memory: the predicted peak ({plan['formulas']}); training weights include autocast's "
+                         "low-precision copies; total is the peak, not the parts' sum",
+                         *[f"time: {s}" for s in sources]] + [f"note: {n}" for n in dict.fromkeys(
+                             r["time_note"] for r in plan["rows"] if r["time_note"])])
+    columns = ["model", "phase", "batch", "seq", "weights", "grads", "optimizer", "KV cache", "activations",
+               "logits", "total", "fits", "step", "tokens/s", "time from"]
+    show(table("llmecon bench --dry-run", columns, rows, caption=caption), rows)
 
 
 def _given(names: tuple[str, ...]) -> list[str]:

@@ -47,6 +47,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from llmecon.measure.memcheck import memory_skips
 from llmecon.measure.models import built_shape
 from llmecon.measure.probe import device_kind, measure_ceilings, probe_device, resolve_device
 from llmecon.measure.progress import Progress
@@ -291,6 +292,7 @@ def _environment(probe: dict) -> dict:
 def run_bench(spec: BenchSpec, out_dir, *, resume: Path | None = None, progress: bool = True,
               on_run_dir: Callable[[Path], None] | None = None) -> Path:
     """Run the sweep (or the unfinished part of `resume`'s run) and return the run folder."""
+    too_big: dict[str, str] = {}  # config_id -> why it is skipped: predicted not to fit (measure.memcheck)
     if resume is not None:
         run_dir = Path(resume)
         run = open_run(run_dir)
@@ -310,6 +312,7 @@ def run_bench(spec: BenchSpec, out_dir, *, resume: Path | None = None, progress:
         knobs = spec.knobs(kind)
         configs = plan(spec, device, kind)  # refuses impossible shapes before anything runs
         probe, ceilings = _probe(spec, device, kind)
+        too_big = memory_skips(spec, configs, probe.get("memory_bytes"))
         meta = {"device": probe, "ceilings": ceilings, "environment": _environment(probe),
                 "config": {"spec": spec.to_dict(), "device": device, "n_configs": len(configs),
                            "knobs": knobs.model_dump(), "seed": 0,
@@ -322,6 +325,8 @@ def run_bench(spec: BenchSpec, out_dir, *, resume: Path | None = None, progress:
     todo = [c for c in configs if c["config_id"] not in done]
     bar = Progress(len(todo), progress, rounds=knobs.rounds)
     sweep = _Sweep(run_dir, todo, knobs, bar, spec.resolved_threads(kind))
+    for cfg in [c for c in todo if c["config_id"] in too_big]:
+        sweep.fail(cfg, "skipped", too_big[cfg["config_id"]])
     n_worker = [len(list((run_dir / "logs").glob("worker-*.log"))) if (run_dir / "logs").is_dir() else 0]
     try:
         for group in sweep.groups():

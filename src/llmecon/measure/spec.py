@@ -43,7 +43,8 @@ class BenchSpec:
 
     ``name`` names the model in records and tables when there is one model (default: the preset's name, a
     config's ``_name_or_path``, or its folder's name). ``dtype`` None is the device kind's default; timing
-    knobs None are ``timing.DEFAULT_KNOBS`` for the device kind."""
+    knobs None are ``timing.DEFAULT_KNOBS`` for the device kind. ``memory_check`` False runs configurations the
+    memory model predicts not to fit (measure.memcheck) instead of recording them as skipped."""
 
     models: tuple[str, ...]
     phases: tuple[str, ...] = PHASES
@@ -68,6 +69,7 @@ class BenchSpec:
     weights: str = "random"
     threads: int | None = None  # CPU: torch.set_num_threads for the ceilings and the workers (None: DEFAULT_CPU_THREADS)
     name: str | None = None
+    memory_check: bool = True  # skip configurations the memory model predicts not to fit (measure.memcheck)
 
     def __post_init__(self):
         if not self.models or not all(isinstance(m, str) and m for m in self.models):
@@ -106,6 +108,8 @@ class BenchSpec:
         if self.target_rel_ci is not None:
             require_positive("--precision", self.target_rel_ci, allow_zero=True)
         require_positive("--timeout", self.timeout_s)
+        if not isinstance(self.memory_check, bool):
+            raise UserError(f"memory_check must be true or false, got {self.memory_check!r}")
 
     def knobs(self, device_kind: str) -> Knobs:
         """The timing knobs: the device kind's defaults, with the ones this spec sets."""
