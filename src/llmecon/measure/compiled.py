@@ -17,12 +17,16 @@
 
   - ``compile_fell_back_to_eager:recompile_limit`` (a reason: the row would claim a compiled step that
     ran eagerly): dynamo hit its recompile limit and ran the frame uncompiled;
+  - ``compiled_in_window:<n>`` (a reason: a sample that compiled takes seconds where a step takes
+    milliseconds, and the round's mean would carry it): dynamo compiled inside the timed window. It happens
+    when the warm-up did not reach every shape or guard the window meets: a model whose static cache has
+    sliding-window layers recompiles when the window fills (transformers keeps that length in a Python int), and
+    a warm-up cut short by ``max_time_s`` may stop before that position;
   - ``compile_frames_failed:<n>``: frames dynamo tried and could not compile (they ran eagerly);
   - ``compile_graph_breaks:<n>``: the step was split into several graphs (slower; on CUDA, several CUDA graphs);
   - ``compile_recompiles:<n>``: frames compiled beyond the first in the round (a decode step over a dynamic
     cache recompiles once, for dynamic shapes, when the cache first grows; a graph break's resume function
     also counts);
-  - ``compiled_in_window:<n>``: frames compiled inside the timed window, so some samples include compilation;
   - ``cudagraphs_skipped:<n>``: inductor ran a ``reduce-overhead`` graph without CUDA graphs (its log says why).
 
 ``torch._dynamo.utils.counters`` is a process-wide tally that torch's own tests read; it is not a public API,
@@ -85,6 +89,8 @@ class CompileWatch:
         """(validity reasons, warnings) for the round."""
         c = self.counts()
         reasons = ["compile_fell_back_to_eager:recompile_limit"] if c["recompile_limit_hits"] else []
+        if c["compiled_in_window"]:
+            reasons.append(f"compiled_in_window:{c['compiled_in_window']}")
         warnings = []
         failed = c["frames_failed"] - c["recompile_limit_hits"]
         if failed > 0:
@@ -93,8 +99,6 @@ class CompileWatch:
             warnings.append(f"compile_graph_breaks:{c['graph_breaks']}")
         if c["frames_compiled"] > 1:
             warnings.append(f"compile_recompiles:{c['frames_compiled'] - 1}")
-        if c["compiled_in_window"]:
-            warnings.append(f"compiled_in_window:{c['compiled_in_window']}")
         if c["cudagraph_skips"]:
             warnings.append(f"cudagraphs_skipped:{c['cudagraph_skips']}")
         return reasons, warnings
