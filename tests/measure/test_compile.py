@@ -3,8 +3,8 @@ for prefill, training and static-cache decode of a one-layer tiny model, through
 worker process; and the CUDA-graph decode path's own bookkeeping, exercised on the CPU.
 
 Inductor's on-disk cache is pointed at a fresh folder for the module, so the first test pays every C++
-compile, as a CI machine does (about 40 s of CPU time on the 2-core development VM, most of it g++ parsing
-torch's headers once per kernel); the later tests reuse those kernels.
+compile, as a CI machine does (44 s on the 2-core development VM when idle, about 60 s of CPU time, most of it
+g++ parsing torch's headers once per kernel); the later tests reuse those kernels.
 """
 
 from __future__ import annotations
