@@ -21,7 +21,11 @@ from __future__ import annotations
 import argparse
 import warnings
 
-from llmecon.costmodel.memory import decode_step_bytes, decode_weight_bytes_read, kv_cache_bytes_per_token
+from llmecon.costmodel.memory import (
+    decode_step_bytes,
+    decode_weight_bytes_read,
+    kv_cache_bytes_per_token,
+)
 from llmecon.measure.models import build_model
 from llmecon.measure.traffic import CACHE_PATHS, decode_step_traffic
 

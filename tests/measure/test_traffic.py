@@ -6,8 +6,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from llmecon.costmodel.memory import decode_step_bytes, decode_weight_bytes_read, kv_cache_bytes_per_token
-from llmecon.measure.traffic import CACHE_PATHS, count_traffic, decode_step_traffic, span_bytes
+from llmecon.costmodel.memory import (
+    decode_step_bytes,
+    decode_weight_bytes_read,
+    kv_cache_bytes_per_token,
+)
+from llmecon.measure.traffic import (
+    CACHE_PATHS,
+    count_traffic,
+    decode_step_traffic,
+    span_bytes,
+)
 
 F32 = 4
 

@@ -35,7 +35,7 @@ so a torch that lacks a key reads as zero rather than failing the run.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 LIMIT_PREFIX = "Dynamo recompile limit exceeded"   # the Unsupported message dynamo counts when it gives up
 

@@ -31,8 +31,8 @@ which operators move the bytes (``aten.cat``: the dynamic cache's copies).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 INDEXED_WRITES = {"aten.index_copy_", "aten.index_put_", "aten._index_put_impl_", "aten.scatter_",
                   "aten.scatter_add_", "aten.index_add_", "aten.index_fill_", "aten.masked_scatter_"}
