@@ -14,8 +14,13 @@ from llmecon.costmodel.memory import decode_bytes
 from llmecon.records.schema import Knobs
 from llmecon.vocab import CONVENTIONS
 
-BYTES_DEFINITION = ("weights (active) + KV cache read per step, mean over the timed positions: the "
-                    "model-bandwidth-utilisation numerator")
+# The numerator of model bandwidth utilisation (MBU): "achieved memory bandwidth = (total model parameter size + KV
+# cache size) / TPOT", MBU = achieved / peak bandwidth (Agarwal et al., "LLM Inference Performance Engineering: Best
+# Practices", Databricks blog, 2023). A lower bound of the real traffic: docs/measuring.md §8.5 measures what it
+# leaves out (a dynamic cache's torch.cat copies, a compiled static cache's repeat_kv copies, activations, logits).
+BYTES_DEFINITION = ("MBU numerator (Databricks 2023): weights read (active; untied input embedding as B rows) + one "
+                    "read of the KV cache attended, per step, mean over the timed positions; leaves out the cache's "
+                    "copies (torch.cat, repeat_kv), activations and logits (docs/measuring.md §8.5)")
 EXTRAPOLATION_BASIS = {
     "prefill": "executed FLOPs per step, full model / built model",
     "train": "executed FLOPs per step, full model / built model",

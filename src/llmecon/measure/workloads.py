@@ -16,7 +16,8 @@ A "timed call" (one sample) is, per phase:
 
     1. prefill the prompt (untimed for the samples; its cold time is kept as `prompt_prefill_s`);
     2. `measure()`'s cold call plus `new_tokens - 1` warm-up calls are one full decode pass over
-       exactly the positions that will be timed;
+       exactly the positions that will be timed (compiled static-cache decode on CUDA: whole passes of at
+       least `CUDA_GRAPH_CALLS_BEFORE_REPLAY` calls, so that the CUDA graph is recorded before the window);
     3. right before the timed window (`on_start`) the cache is rebuilt and the prompt re-prefilled,
        untimed; every timed call is then one step at a known context position
        seq_len, seq_len+1, ..., seq_len+new_tokens-1; after the last position of a pass the
@@ -30,6 +31,9 @@ A "timed call" (one sample) is, per phase:
   by default). Activation checkpointing recomputes the forward in the backward pass: the executed
   (hardware) FLOPs grow by about one forward, the model FLOPs (and so MFU) do not.
 
+With ``compile``, each round compiles its step afresh in its cold call and reports what dynamo did
+(`compiled.CompileWatch`: graph breaks, recompiles, compilation inside the timed window, an eager fallback).
+
 Seeds are fixed (`torch.manual_seed`), so the same configuration builds the same weights and inputs.
 """
 
@@ -40,6 +44,7 @@ import os
 import time
 from typing import Any
 
+from llmecon.measure.compiled import CompileWatch
 from llmecon.measure.device import THROTTLES, backend
 from llmecon.measure.models import BuiltModel, enable_activation_checkpointing, torch_dtype
 from llmecon.measure.opcount import count_ops
@@ -167,12 +172,18 @@ def run_workload(built: BuiltModel, phase: str, *, batch_size: int, seq_len: int
     torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
     torch.backends.cudnn.allow_tf32 = dtype == "tf32"
     be.reset_memory()  # the allocator's cache emptied before the peak is reset: no blocks of an earlier config
+    watch = CompileWatch() if compile else None  # a fresh compile each round (measure/compiled.py)
     if phase == "prefill":
-        out = _prefill(built, be, batch_size, seq_len, compile, knobs, count_ops)
+        out = _prefill(built, be, batch_size, seq_len, watch, knobs, count_ops)
     elif phase == "decode":
-        out = _decode(built, be, batch_size, seq_len, new_tokens, compile, static_cache, knobs, count_ops)
+        out = _decode(built, be, batch_size, seq_len, new_tokens, watch, static_cache, knobs, count_ops)
     else:
-        out = _train(built, be, batch_size, seq_len, dtype, compile, activation_checkpointing, knobs, count_ops)
+        out = _train(built, be, batch_size, seq_len, dtype, watch, activation_checkpointing, knobs, count_ops)
+    if watch is not None:
+        reasons, warnings = watch.findings()
+        out["round"]["validity"]["reasons"] += reasons
+        out["round"]["validity"]["warnings"] += warnings
+        out["round"]["validity"]["valid"] = out["round"]["validity"]["valid"] and not reasons
     _telemetry_warnings(out, be.kind)
     return out
 
@@ -215,29 +226,44 @@ def _ops(step, be, compile: bool, count: bool) -> dict | None:
     return (count_ops(step, be, compiled=compile) if count else None)
 
 
-def _prefill(built, be, batch_size, seq_len, compile, knobs, count) -> dict:
+def _prefill(built, be, batch_size, seq_len, watch, knobs, count) -> dict:
     import torch
 
     model = built.model
     ids = _tokens(built.shape.vocab_size, batch_size, seq_len, be.torch_device, SEED)
-    forward = torch.compile(model) if compile else model
+    forward = watch.compile(model) if watch else model
 
     def step():
         return forward(input_ids=ids, use_cache=False, logits_to_keep=1)
 
     with torch.inference_mode():
-        m, tele, memory = _measure_in_window(step, be, knobs, batch_size * seq_len, _Window(be))
-        ops = _ops(step, be, compile, count)
+        m, tele, memory = _measure_in_window(step, be, knobs, batch_size * seq_len, _Window(be),
+                                             on_start=watch.window_start if watch else None)
+        ops = _ops(step, be, watch is not None, count)
     return {"round": m.to_dict(), "timing_extra": {}, "telemetry": tele, "memory": memory, "ops": ops,
             "tokens_per_step": batch_size * seq_len}
 
 
+# Calls a reduce-overhead step needs before it replays a CUDA graph: the first runs the compiled code eagerly
+# (CUDA-graph trees' warm-up), the second records the graph, the third replays it (torch/_inductor/
+# cudagraph_trees.py; https://pytorch.org/docs/stable/torch.compiler_cudagraph_trees.html).
+CUDA_GRAPH_CALLS_BEFORE_REPLAY = 3
+
+
+def decode_compile_mode(kind: str, static_cache: bool) -> str | None:
+    """torch.compile's mode for a compiled decode step: ``reduce-overhead`` (CUDA graphs) for a static cache on
+    CUDA, whose shapes and addresses stay fixed from step to step; the default otherwise."""
+    return "reduce-overhead" if static_cache and kind == "cuda" else None
+
+
 class _Decoder:
-    """Greedy decode over a KV cache, one step per call, positions seq_len .. seq_len+new_tokens-1."""
+    """Greedy decode over a KV cache, one step per call, positions seq_len .. seq_len+new_tokens-1.
 
-    def __init__(self, built: BuiltModel, batch_size, seq_len, new_tokens, be, compile, static_cache):
-        import torch
+    Compiled (``watch``): ``model.forward`` goes through torch.compile, the untimed prompt prefill stays eager;
+    with a static cache on CUDA in ``reduce-overhead`` mode (CUDA graphs), as transformers' "Static cache and
+    torch.compile" guide and gpt-fast do (docs/measuring.md "Compiled decode")."""
 
+    def __init__(self, built: BuiltModel, batch_size, seq_len, new_tokens, be, watch, static_cache):
         self.built, self.model = built, built.model
         self.seq_len, self.new_tokens = seq_len, new_tokens
         self.device, self.static_cache = be.torch_device, static_cache
@@ -245,9 +271,12 @@ class _Decoder:
         self.cache = None
         self.tok = None
         self.i = 0
+        self.timing = False  # set when the timed window starts: from then on a step past the last position is a bug
         self.sync = be.synchronize
-        mode = "reduce-overhead" if (static_cache and be.kind == "cuda") else None
-        self.forward = torch.compile(self.model.forward, mode=mode) if compile else self.model.forward
+        self.watch = watch
+        mode = decode_compile_mode(be.kind, static_cache) if watch is not None else None
+        self.cuda_graphs = mode == "reduce-overhead"
+        self.forward = watch.compile(self.model.forward, mode=mode) if watch is not None else self.model.forward
 
     def _new_cache(self):
         from transformers import DynamicCache, StaticCache
@@ -268,9 +297,18 @@ class _Decoder:
         self.i = 0
         self.sync()
 
+    def window_start(self) -> None:
+        """The timed window starts: a fresh prompt, and the compile watch's mark."""
+        self.prefill()
+        self.timing = True
+        if self.watch is not None:
+            self.watch.window_start()
+
     def step(self):
         if self.i >= self.new_tokens:
-            raise RuntimeError("decode step beyond the planned positions (a bug in the pass bookkeeping)")
+            if self.timing:
+                raise RuntimeError("decode step beyond the planned positions (a bug in the pass bookkeeping)")
+            self.prefill()  # a warm-up longer than one pass (CUDA graphs) starts a new pass, untimed
         out = self.forward(input_ids=self.tok, use_cache=True, **{self.built.cache_kwarg: self.cache})
         self.tok = out.logits[:, -1:].argmax(-1)
         self.i += 1
@@ -279,15 +317,16 @@ class _Decoder:
         return int(self.cache.get_seq_length())
 
 
-def _decode(built, be, batch_size, seq_len, new_tokens, compile, static_cache, knobs, count) -> dict:
+def _decode(built, be, batch_size, seq_len, new_tokens, watch, static_cache, knobs, count) -> dict:
     import torch
 
-    dec = _Decoder(built, batch_size, seq_len, new_tokens, be, compile, static_cache)
+    dec = _Decoder(built, batch_size, seq_len, new_tokens, be, watch, static_cache)
     window = _Window(be)
     positions: list[int] = []
-    # cold call + (new_tokens - 1) warm-up calls = one full pass over the timed positions; the minimum
-    # count rounded up to whole passes
-    knobs = knobs.model_copy(update={"warmup_iters": new_tokens - 1,
+    # cold call + (new_tokens - 1) warm-up calls = one full pass over the timed positions (whole passes, at least
+    # the calls CUDA graphs need before they replay); the minimum count rounded up to whole passes
+    passes = math.ceil(CUDA_GRAPH_CALLS_BEFORE_REPLAY / new_tokens) if dec.cuda_graphs else 1
+    knobs = knobs.model_copy(update={"warmup_iters": passes * new_tokens - 1,
                                      "min_iters": max(1, math.ceil(knobs.min_iters / new_tokens)) * new_tokens})
 
     def on_sample(index, seconds):
@@ -301,13 +340,13 @@ def _decode(built, be, batch_size, seq_len, new_tokens, compile, static_cache, k
         t0 = time.perf_counter()
         dec.prefill()
         prompt_prefill_s = time.perf_counter() - t0
-        m, tele, memory = _measure_in_window(dec.step, be, knobs, batch_size, window, on_start=dec.prefill,
+        m, tele, memory = _measure_in_window(dec.step, be, knobs, batch_size, window, on_start=dec.window_start,
                                              on_sample=on_sample)
         final_cache_len = dec.cache_length()
         expected = seq_len + dec.i
         if count:  # one step at the first timed position, after the round
             dec.prefill()
-        ops = _ops(dec.step, be, compile, count)
+        ops = _ops(dec.step, be, watch is not None, count)
     rnd = m.to_dict()
     rnd["context_positions"] = positions
     extra = {"prompt_prefill_s": prompt_prefill_s, "cache": "static" if static_cache else "dynamic",
@@ -320,7 +359,7 @@ def _decode(built, be, batch_size, seq_len, new_tokens, compile, static_cache, k
             "tokens_per_step": batch_size}
 
 
-def _train(built, be, batch_size, seq_len, dtype, compile, activation_checkpointing, knobs, count) -> dict:
+def _train(built, be, batch_size, seq_len, dtype, watch, activation_checkpointing, knobs, count) -> dict:
     import torch
 
     model = built.model
@@ -336,7 +375,7 @@ def _train(built, be, batch_size, seq_len, dtype, compile, activation_checkpoint
         opt_kwargs["fused"] = True
     optimizer = torch.optim.AdamW(model.parameters(), **opt_kwargs)
     scaler = torch.amp.GradScaler(kind) if dtype == "fp16" else None
-    forward = torch.compile(model) if compile else model
+    forward = watch.compile(model) if watch else model
     last = [None]
 
     def step():
@@ -352,9 +391,10 @@ def _train(built, be, batch_size, seq_len, dtype, compile, activation_checkpoint
         optimizer.zero_grad(set_to_none=True)
         last[0] = loss
 
-    m, tele, memory = _measure_in_window(step, be, knobs, batch_size * seq_len, _Window(be))
+    m, tele, memory = _measure_in_window(step, be, knobs, batch_size * seq_len, _Window(be),
+                                         on_start=watch.window_start if watch else None)
     loss = float(last[0].detach().float().cpu())
-    ops = _ops(step, be, compile, count)
+    ops = _ops(step, be, watch is not None, count)
     rnd = m.to_dict()
     extra = {"master_dtype": "fp32", "autocast_dtype": dtype if half else None, "final_loss": loss}
     if not math.isfinite(loss):

@@ -12,6 +12,13 @@ measured time, first call and energy per token are multiplied by ``model.time_sc
 
 The datasheet peak is the sheet's dense peak for the record's dtype: an fp32 run is compared with the fp32
 peak, never the tf32 one. A run whose git checkout was dirty gives its rows the warning ``dirty_build``.
+Bandwidth use (``bandwidth_util``, ``bandwidth_util_vs_ceiling``; decode only) is model bandwidth utilisation, MBU:
+``bytes_per_step`` (weights read + one read of the KV cache attended, the MBU numerator of Agarwal et al., "LLM
+Inference Performance Engineering: Best Practices", Databricks blog, 2023) per second over the datasheet (or the
+run's measured copy) bandwidth. Like MFU it counts the model's work, not the implementation's traffic, so it is a
+lower bound: a dynamic cache's ``torch.cat`` copies and a compiled static cache's ``repeat_kv`` copies are not in
+it (docs/measuring.md §8.5 measures them).
+
 Every MFU and bandwidth use of the ``executed`` convention (the FLOPs the kernels ran) must lie in (0, 1]
 where it is defined, or the row is invalid; the other conventions may count work that never ran (the
 article's 2N includes the embedding lookup), so their MFU is kept but not gated, and columns() says so.
