@@ -55,8 +55,10 @@ step() {  # name, limit_s, command...
   echo "=== $name: exit $rc (t=$(( $(date +%s) - START ))s)" | tee -a "$LOG"
 }
 
-# overridable only to rehearse the plumbing on a CPU: M1=tiny M8=tiny SEQ=64 DEVICE=cpu DTYPE=fp32
-M1="${M1:-llama-3.2-1b}" M8="${M8:-llama-3-8b}" SEQ="${SEQ:-2048}" DEVICE="${DEVICE:-cuda}" DTYPE="${DTYPE:-bf16}"
+# overridable only to rehearse the plumbing on a CPU: M1=tiny M8=tiny L8=1 SEQ=64 DEVICE=cpu DTYPE=fp32 (about 2 min
+# on 2 cores; the plan is always for an H200)
+M1="${M1:-llama-3.2-1b}" M8="${M8:-llama-3-8b}" L8="${L8:-8}" SEQ="${SEQ:-2048}" DEVICE="${DEVICE:-cuda}"
+DTYPE="${DTYPE:-bf16}"
 # three interleaved rounds a configuration (five by default): enough for compare's 90 % interval and a spread, within
 # the budget; --min-time 0.7 x 3 rounds gives the 2 s of telemetry window energy per token needs
 COMMON=(--dtype "$DTYPE" --device "$DEVICE" --out "$RUNS" --rounds 3 --min-iters 10 --min-time 0.7 --max-time 3
@@ -70,7 +72,7 @@ fi
 # the memory plan of the whole sweep, predicted before anything runs (no GPU needed; compared with the measured
 # peaks in the summary)
 step plan 15 sh -c "python3 -m llmecon bench --dry-run --json --hardware h200 --model $M1 --model $M8 \
-  --phase prefill,decode,train --batch-size 1,4,8,32 --seq-len $SEQ --new-tokens 32 --dtype $DTYPE --device $DEVICE \
+  --phase prefill,decode,train --batch-size 1,4,8,32 --seq-len $SEQ --new-tokens 32 --dtype $DTYPE --device cuda \
   > $OUT/plan.json"
 step 1b-prefill-decode 90 python3 -m llmecon bench --model "$M1" --phase prefill,decode \
   --batch-size 1,8,32 --seq-len "$SEQ" --new-tokens 32 "${COMMON[@]}"
@@ -78,7 +80,7 @@ step 1b-train 70 python3 -m llmecon bench --model "$M1" --phase train --batch-si
   "${COMMON[@]}"
 step 8b-prefill-decode 95 python3 -m llmecon bench --model "$M8" --phase prefill,decode \
   --batch-size 1,4,8 --seq-len "$SEQ" --new-tokens 32 "${COMMON[@]}"
-step 8b-train-8-layers 60 python3 -m llmecon bench --model "$M8" --layers 8 --phase train \
+step 8b-train-8-layers 60 python3 -m llmecon bench --model "$M8" --layers "$L8" --phase train \
   --batch-size 1,2 --seq-len "$SEQ" "${COMMON[@]}"
 
 tar czf "$OUT/runs.tar.gz" -C "$RUNS/runs" . 2>>"$LOG"   # bench --out DIR writes DIR/runs/<run id>
