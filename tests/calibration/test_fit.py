@@ -160,7 +160,7 @@ def test_fit_recovers_a_planted_per_layer_overhead(depths):
     assert f.range.layers == [4, 32] and f.models == ["synthetic-12l", "synthetic-32l", "synthetic-4l"]
     assert f.heldout.method == "leave-one-shape-out" and f.heldout.median_rel_error < 0.03
     m = f.heldout_by_model
-    assert m.method == "leave-one-model-out" and m.n_folds == 3
+    assert m.method == "leave-one-model-out" and m.n_folds == 3 and set(m.by_fold) == set(f.models)
     # each fold has two depths, so τ is fitted in every fold and carries to the held-out depth
     assert m.median_rel_error < 0.05 and m.max_rel_error < 0.15
     # the overhead boundaries depend on the depth: not stored for a fit over several depths

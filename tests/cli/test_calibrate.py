@@ -207,6 +207,7 @@ def test_calibrate_models_of_three_depths_fit_a_per_layer_overhead(tmp_path, pla
     assert f.heldout_by_model.n_folds == 3 and f.heldout_by_model.median_rel_error < 0.05
     assert "per layer τ" in result.output and "η compute (executed)" in result.output
     assert "Synthetic CPU fp32 decode by shape" in result.output and ", by model " in result.output
+    assert "(planted-12l " in result.output                   # each held-out model's own error
     flat = _invoke("calibrate", tmp_path / "runs", "-o", tmp_path / "flat.json", "--no-per-layer-overhead", "--force")
     assert flat.exit_code == 0, flat.output
     g = Calibration.load(tmp_path / "flat.json").fits[0]

@@ -83,7 +83,7 @@ def predict_detail(calib: Calibration, hardware: str, dtype: str, phase: str, fl
         "heldout_by_model_median_rel_error": fit.heldout_by_model.median_rel_error if fit.heldout_by_model else None,
         "heldout_by_model_max_rel_error": fit.heldout_by_model.max_rel_error if fit.heldout_by_model else None,
         "eta_compute": model.eta_compute, "eta_memory": model.eta_memory, "t0_s": model.t0_s,
-        "tau_s_per_layer": model.tau_s_per_layer, "layers": layers,
+        "tau_s_per_layer": model.tau_s_per_layer, "layers": layers, "fit_models": list(fit.models),
     }
 
 
@@ -128,7 +128,6 @@ def predict_workload(calib: Calibration, shape: ModelShape, phase: str, batch_si
     else:
         raise UserError(f"unknown phase {phase!r}")
     d = predict_detail(calib, hardware, dtype, phase, F, B, transfer=transfer, layers=shape.num_hidden_layers)
-    fit = find_fit(calib, hardware, dtype, phase, transfer=transfer)[0]
     return {"flops_per_step": F, "bytes_per_step": B, "tokens_per_step": tokens,
-            "tokens_per_s_per_accelerator": tokens / d["step_time_s"], "model_measured": shape.name in fit.models,
-            **d}
+            "tokens_per_s_per_accelerator": tokens / d["step_time_s"],
+            "model_measured": shape.name in d["fit_models"], **d}

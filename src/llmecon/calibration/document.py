@@ -45,6 +45,7 @@ class HeldOut(Strict):
     median_rel_error: NonNegativeFloat
     max_rel_error: NonNegativeFloat
     n_folds: PositiveInt
+    by_fold: dict[str, NonNegativeFloat] | None = None   # leave-one-model-out: each model's median error
 
 
 class FitRange(Strict):

@@ -212,7 +212,8 @@ def fit_group(rows, *, convention: str = CALIBRATION_CONVENTION, max_heldout_err
     if len(set(models)) >= 2:
         held_m = _held_out(X, t, lower, models, layer_col)
         by_model = {"method": "leave-one-model-out", "median_rel_error": float(np.median(held_m)),
-                    "max_rel_error": float(np.max(held_m)), "n_folds": len(set(models))}
+                    "max_rel_error": float(np.max(held_m)), "n_folds": len(set(models)),
+                    "by_fold": {m: float(np.median(held_m[models == m])) for m in sorted(set(models))}}
 
     eta_c = min(1.0, float(1.0 / (a * P)))
     eta_m = min(1.0, float(1.0 / (b * W))) if use_memory else None

@@ -48,22 +48,30 @@ def print_calibration(calib: Calibration) -> None:
              f"{si(f.peak_flops_per_s, 'FLOP/s')} {src[f.peak_flops_source]}",
              f"{si(f.peak_bytes_per_s, 'B/s')} {src.get(f.peak_bytes_source, '')}" if f.eta_memory else None,
              _errors(f.heldout), _errors(f.heldout_by_model)] for f in calib.fits]
-    caption = (f"F counted in the {conv} FLOP convention (η compute is against it: an MFU of {conv} FLOPs). η against "
-               "P and W: the datasheet (sheet) or the ceiling measured on the device (meas.). Overhead t0 + L·τ for a "
-               "model of L decoder layers (τ only when the runs hold two or more depths). Held-out error, median / max "
-               "of |predicted - measured| / measured: by shape, each shape predicted by a fit without it (refuses "
-               "above --max-heldout-error); by model, each model predicted by a fit on the other models (warns).")
+    caption = (f"F counted in the {conv} FLOP convention (η compute is against it: an MFU of {conv} FLOPs). η "
+               "against P and W: the datasheet (sheet) or the ceiling measured on the device (meas.). Overhead t0 + "
+               "L·τ for a model of L decoder layers (τ only when the runs hold two or more depths). Held-out error, "
+               "median / max of |predicted - measured| / measured: by shape, each shape predicted by a fit without "
+               "it (refuses above --max-heldout-error); by model, each model predicted by a fit on the other models "
+               "(warns).")
     show(table("Calibration: step time = F/(P·η_c) + B/(W·η_m) + t0 + L·τ",
                ["hardware", "dtype", "phase", "shapes", "models", f"η compute ({conv})", "η memory", "overhead t0",
                 "per layer τ", "P", "W", "held-out: by shape", "by model"], rows, caption=caption))
     click.echo("held-out error (median / max): " + "; ".join(
-        f"{f.key} by shape {_errors(f.heldout)}" + (f", by model {_errors(f.heldout_by_model)}"
-                                                    if f.heldout_by_model else "") for f in calib.fits))
+        f"{f.key} by shape {_errors(f.heldout)}"
+        + (f", by model {_errors(f.heldout_by_model)}{_folds(f.heldout_by_model)}" if f.heldout_by_model else "")
+        for f in calib.fits))
     for f in calib.fits:
         for w in f.warnings:
             warn(f"{f.key}: {w}")
     for r in calib.refused:
         warn(f"not fitted: {r.describe()}")
+
+
+def _folds(heldout) -> str:
+    """' (tiny 12%, tiny-12l 30%)': each held-out model's median error."""
+    folds = heldout.by_fold or {}
+    return f" ({', '.join(f'{m} {pct(v)}' for m, v in folds.items())})" if folds else ""
 
 
 def _errors(heldout) -> str | None:

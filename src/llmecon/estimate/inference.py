@@ -133,5 +133,6 @@ def calibrated_notes(pred: dict, dtype: str, dtype_source: str, energy) -> list[
         notes.append(f"TRANSFERRED: {pred['label']}: the measured η and overhead applied to another accelerator's "
                      "datasheet peaks; an assumption, not a measurement of that accelerator.")
     if pred["extrapolated"]:
-        notes.append("Extrapolated: this step's FLOPs lie outside the range the calibration measured.")
+        notes.append("Extrapolated: this step's FLOPs, or the model's depth, lie outside the range the calibration "
+                     "measured.")
     return notes + ([ENERGY_NOTE] if energy else [])
