@@ -124,17 +124,20 @@ class Plant:
     def frame(*, eta_c=0.4, eta_m=0.7, t0=2e-3, peak=1e12, bw=1e11, noise=0.01, seed=0,
               phases=("prefill", "decode", "train"), batches=(1, 2, 4, 8, 16, 32), seqs=(128, 512, 2048),
               hardware_id=None, device_name="Synthetic CPU", dtype="fp16", run_id="run-a", datasheet=False,
-              model="synthetic-100m", rounds=5, round_noise=0.02) -> pd.DataFrame:
+              model="synthetic-100m", rounds=5, round_noise=0.02, layers=12, tau=0.0,
+              work_scale=1.0) -> pd.DataFrame:
         """A tidy frame (the loader's columns that calibration and compare read) whose step times follow
-        t = F/(peak·eta_c) + B/(bw·eta_m) + t0, times a log-normal noise factor of relative size ``noise``;
-        each row has ``rounds`` round means, log-normal with relative size ``round_noise`` around its t."""
+        t = F/(peak·eta_c) + B/(bw·eta_m) + t0 + layers·tau, times a log-normal noise factor of relative size
+        ``noise``; each row has ``rounds`` round means, log-normal with relative size ``round_noise`` around its
+        t. ``work_scale`` multiplies the synthetic model's FLOPs and bytes (a wider or deeper model)."""
         rng = np.random.default_rng(seed)
         rows = []
         for phase in phases:
             for b in batches:
                 for s in seqs:
                     F, B, tokens = synthetic_work(phase, b, s)
-                    t = F / (peak * eta_c) + (B / (bw * eta_m) if B is not None else 0.0) + t0
+                    F, B = F * work_scale, (B * work_scale if B is not None else None)
+                    t = F / (peak * eta_c) + (B / (bw * eta_m) if B is not None else 0.0) + t0 + layers * tau
                     t *= float(np.exp(rng.normal(0.0, noise))) if noise else 1.0
                     medians = sorted(float(t * np.exp(rng.normal(0.0, round_noise))) for _ in range(rounds))
                     rows.append({
@@ -142,7 +145,7 @@ class Plant:
                         "hardware": hardware_id or device_name, "hardware_id": hardware_id,
                         "device_name": device_name, "dtype": dtype, "phase": phase, "status": "ok", "reason": None,
                         "warnings": None, "batch_size": b, "seq_len": s, "new_tokens": 16 if phase == "decode" else 0,
-                        "step_time_s": t, "round_means_s": medians, "n_rounds": rounds,
+                        "num_hidden_layers": layers, "step_time_s": t, "round_means_s": medians, "n_rounds": rounds,
                         "step_time_spread": (medians[-1] - medians[0]) / 2 / t if rounds > 1 else None,
                         "n_samples": 10 * rounds, "tokens_per_step": tokens, "tokens_per_s": tokens / t, **{f"flops_per_step_{c}": F for c in CONVENTIONS},
                         "bytes_per_step": B, "weight_bytes": WEIGHT_BYTES,
@@ -195,12 +198,14 @@ class Plant:
 
     @staticmethod
     def planted_run(out_dir, *, slowdown: float = 1.0, jitter: float = 0.01, seed: int = 0, n_samples: int = 9,
-                    rounds: int = 5, failed: tuple = (), ops: dict | None = None, **kw) -> Path:
+                    rounds: int = 5, failed: tuple = (), ops: dict | None = None, preset: str = "tiny",
+                    **kw) -> Path:
         """A run folder on disk whose records follow `frame`'s planted model: each record has ``rounds`` rounds of
         ``n_samples`` raw samples spread ±jitter around the planted time x slowdown; the configurations listed in
         ``failed`` (frame config ids such as "decode-b8-s128") are written with status "oom"; ``ops`` planted as
-        every record's operator counts."""
-        frame = Plant.frame(noise=0.0, rounds=1, **kw)
+        every record's operator counts. The records' model block is the ``preset``'s (its depth is the frame's
+        ``layers``, so a planted ``tau`` lands on the depth the loader reads)."""
+        frame = Plant.frame(noise=0.0, rounds=1, layers=load_model_shape(preset).num_hidden_layers, **kw)
         hardware_id = kw.get("hardware_id")
         dtype = str(frame["dtype"].iloc[0])
         rng = np.random.default_rng(seed)
@@ -216,7 +221,7 @@ class Plant:
                                flops=float(r.flops_per_step_executed), tokens=int(r.tokens_per_step),
                                bytes_step=None if pd.isna(r.bytes_per_step) else float(r.bytes_per_step),
                                status="oom" if oom else "ok", reasons=("out of memory",) if oom else (),
-                               batch_size=int(r.batch_size), seq_len=int(r.seq_len), name=r.model)
+                               batch_size=int(r.batch_size), seq_len=int(r.seq_len), name=r.model, model=preset)
             write_record(run, rec)
         return run
 

@@ -104,9 +104,11 @@ def bench_plan(models=None, *, device: str = "auto", hardware: str | None = None
 
 
 def calibrate(runs, output: str | os.PathLike | None = None, *, convention: str = CALIBRATION_CONVENTION,
-              max_heldout_error=DEFAULT_MAX_HELDOUT_ERROR, force: bool = False) -> Calibration:
+              max_heldout_error=DEFAULT_MAX_HELDOUT_ERROR, force: bool = False,
+              per_layer_overhead: bool = True) -> Calibration:
     """Fit the step-time model per (hardware, dtype, phase) to measured runs (`llmecon calibrate`), and save it
-    to ``output`` when given. ``max_heldout_error`` as a fraction or a percentage ('50%').
+    to ``output`` when given. ``max_heldout_error`` as a fraction or a percentage ('50%');
+    ``per_layer_overhead=False`` fits one overhead t0 whatever the model's depth.
 
     >>> calib = llmecon.calibrate("results/", "calibration.json")      # doctest: +SKIP
     >>> print(calib.describe())                                        # doctest: +SKIP
@@ -114,7 +116,8 @@ def calibrate(runs, output: str | os.PathLike | None = None, *, convention: str 
     threshold = parse_fraction("--max-heldout-error", max_heldout_error)
     if not threshold > 0:
         raise UserError(f"--max-heldout-error must be > 0, got {max_heldout_error!r}")
-    calib = calibrate_results(load_results(runs), convention=convention, max_heldout_error=threshold, force=force)
+    calib = calibrate_results(load_results(runs), convention=convention, max_heldout_error=threshold, force=force,
+                              per_layer=per_layer_overhead)
     if output is not None:
         calib.save(output)
     return calib

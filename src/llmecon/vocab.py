@@ -12,8 +12,20 @@ INFERENCE_PHASES = ("prefill", "decode")
 DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 BENCH_DTYPES = ("fp32", "tf32", "bf16", "fp16")
 
-# FLOP conventions (costmodel.flops says what each counts). Flat estimates default to the article's;
-# calibrations to what the kernels executed, so that a fitted efficiency is a hardware efficiency.
+# FLOP conventions (costmodel.flops says what each counts). Flat estimates default to the article's (2N, 6N: the
+# article's own MFUs are in it). Calibrations default to `executed`, because a reader takes η_compute for "the
+# share of the peak the kernels reached", so F must count the work the kernels ran (docs/measuring.md §12.3):
+# - `executed` is exact for eager attention and the CPU math path, and for decode on any kernel (a decode query
+#   attends every position); it overcounts a fused sdpa/flash prefill, which skips the masked half of the
+#   scores, by +1.7 / +6.4 / +21.6 % at seq 512 / 2048 / 8192 for llama-3.2-1b (+1.0 / +3.7 / +13.3 % for
+#   llama-3-8b), so a long-prefill GPU η comes out that much low;
+# - `causal` matches the fused prefill exactly, but leaves out the LM head, which runs on every decode step and
+#   every trained position: -21 % of a llama-3.2-1b decode step, -7 % for llama-3-8b, -20 % of a 1B training step;
+# - `non_embedding` is PaLM's appendix-B "model FLOPs" (the MFU papers report): the LM head left out AND the
+#   masked half counted, off in both directions;
+# - `executed` is also the one convention the loader holds to 0 < MFU <= 1 (records.load.GATED).
+# Decode, the phase that dominates serving cost, is exact under `executed` whatever the kernel; prefill-only
+# calibrations of long sequences on fused kernels can pass --convention causal.
 CONVENTIONS = ("article", "non_embedding", "causal", "executed")
 ESTIMATE_CONVENTION = "article"
 CALIBRATION_CONVENTION = "executed"

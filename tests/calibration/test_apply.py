@@ -104,3 +104,39 @@ def test_apply_default_hardware_must_be_unambiguous(plant):
     with pytest.raises(UserError, match="covers 2 accelerators for decode .*choose one with --hardware"):
         calib.hardware_for("decode")
     assert fit_calibration(a).hardware_for("decode") == "CPU A"
+
+
+@pytest.fixture(scope="module")
+def deep_calib(plant):
+    """Decode and prefill of models of 2, 6 and 12 layers, planted with t0 0.5 ms and τ 0.25 ms per layer."""
+    frames = []
+    for L in (2, 6, 12):
+        for phases, kw in ((("decode",), {}), (("prefill",), {"seqs": (8, 32, 128), "batches": (1, 2, 4)})):
+            frames.append(plant.frame(phases=phases, model=f"synthetic-{L}l", layers=L, work_scale=L / 12, tau=2.5e-4,
+                                      t0=5e-4, noise=0.0, seed=L, **kw))
+    return fit_calibration(pd.concat(frames, ignore_index=True))
+
+
+def test_apply_per_layer_overhead_uses_the_workloads_depth(deep_calib):
+    fit = deep_calib.fits[0]
+    assert fit.tau_s_per_layer == pytest.approx(2.5e-4, rel=1e-3)
+    with pytest.raises(UserError, match="number of decoder layers is required"):
+        predict(deep_calib, HW, "fp16", "decode", 1e9, 1e8)
+    shallow = predict_detail(deep_calib, HW, "fp16", "decode", 1e9, 1e8, layers=2)
+    deep = predict_detail(deep_calib, HW, "fp16", "decode", 1e9, 1e8, layers=32)
+    assert deep["step_time_s"] - shallow["step_time_s"] == pytest.approx(30 * 2.5e-4, rel=1e-3)
+    assert deep["terms_s"]["overhead"] == pytest.approx(5e-4 + 32 * 2.5e-4, rel=1e-3)
+    assert not shallow["extrapolated"] and deep["extrapolated"]          # 32 layers: beyond the measured 2..12
+    assert shallow["heldout_by_model_median_rel_error"] is not None and deep["tau_s_per_layer"] == fit.tau_s_per_layer
+
+
+def test_apply_predict_workload_counts_the_models_layers(deep_calib):
+    tiny, eight_b = load_model_shape("tiny"), load_model_shape("llama-3-8b")
+    a = predict_workload(deep_calib, tiny, "prefill", 1, 8, hardware=HW, dtype="fp16")
+    b = predict_workload(deep_calib, eight_b, "prefill", 1, 8, hardware=HW, dtype="fp16")
+    assert a["layers"] == 2 and b["layers"] == 32
+    assert b["terms_s"]["overhead"] - a["terms_s"]["overhead"] == pytest.approx(30 * 2.5e-4, rel=1e-3)
+    assert a["model_measured"] is False                    # the fit measured synthetic-*l models, not tiny
+    # a transfer carries τ with the η's and t0
+    t = predict_workload(deep_calib, eight_b, "decode", 1, 128, hardware="h100-sxm", dtype="bf16", transfer=True)
+    assert t["tau_s_per_layer"] == pytest.approx(2.5e-4, rel=1e-3) and t["terms_s"]["overhead"] > 32 * 2.4e-4

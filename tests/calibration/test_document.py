@@ -60,7 +60,38 @@ def test_document_lifts_schema_1_files(calib, tmp_path):
                        "refused": "too few rows", "device_names": ["CPU"], "run_ids": ["r"], "eta_compute": 0.5}]
     (tmp_path / "v1.json").write_text(json.dumps(doc))
     lifted = Calibration.load(tmp_path / "v1.json")
-    assert lifted.schema_version == 2 and lifted.refused[0].refused == "too few rows"
+    assert lifted.schema_version == 3 and lifted.refused[0].refused == "too few rows"
+
+
+def _as_schema_2(doc: dict) -> dict:
+    """A schema 2 file: no per-layer overhead, no depth range, no leave-one-model-out error."""
+    fits = []
+    for f in doc["fits"]:
+        f = {k: v for k, v in f.items() if k not in ("tau_s_per_layer", "heldout_by_model")}
+        f["range"] = {k: v for k, v in f["range"].items() if k != "layers"}
+        f["terms"] = [t for t in f["terms"] if t != "overhead_per_layer"]
+        fits.append(f)
+    return {**doc, "schema_version": 2, "fits": fits,
+            "model": "step_time_s = F/(P*eta_compute) + B/(W*eta_memory) + t0_s; relative-error non-negative least "
+                     "squares; held-out error leave-one-shape-out"}
+
+
+def test_document_reads_schema_2_files_as_a_constant_overhead(calib, tmp_path):
+    (tmp_path / "v2.json").write_text(json.dumps(_as_schema_2(calib.model_dump(mode="json"))))
+    lifted = Calibration.load(tmp_path / "v2.json")
+    assert lifted.schema_version == 3
+    f = lifted.fits[0]
+    assert f.tau_s_per_layer is None and f.heldout_by_model is None and f.range.layers is None
+    model = f.step_model()
+    # no τ: the overhead is t0 at any depth, with or without a layer count
+    assert model.overhead_s() == model.overhead_s(96) == f.t0_s
+
+
+def test_document_tau_and_its_term_go_together(calib):
+    doc = calib.model_dump(mode="json")
+    doc["fits"][0]["tau_s_per_layer"] = 1e-4
+    with pytest.raises(ValueError, match="tau_s_per_layer and the term overhead_per_layer go together"):
+        Calibration.model_validate(doc)
 
 
 def test_document_save_errors_are_user_errors_and_the_file_is_shareable(calib, tmp_path):

@@ -138,3 +138,80 @@ def test_fit_predicted_points_set_each_row_against_its_prediction(all_phases, pl
     other = plant.frame(phases=("decode",), run_id="run-z", device_name="Other CPU")
     points, missing = predicted_points(pd.concat([frame, other], ignore_index=True), calib)
     assert missing == len(other)                            # no fit for that device: counted, not guessed
+
+
+@pytest.fixture(scope="module")
+def depths(plant):
+    """Decode of three models of 4, 12 and 32 layers whose work grows with depth, with a planted per-layer
+    overhead: t = F/(P·η_c) + B/(W·η_m) + t0 + L·τ (t0 1 ms, τ 0.3 ms per layer: a launch-bound eager decode)."""
+    def make(noise=0.01, tau=3e-4, layers=(4, 12, 32), **kw):
+        return pd.concat([plant.frame(phases=("decode",), model=f"synthetic-{L}l", layers=L, work_scale=L / 12,
+                                      tau=tau, t0=1e-3, noise=noise, seed=L, batches=(1, 4, 16),
+                                      seqs=(128, 512, 2048), **kw) for L in layers], ignore_index=True)
+    return make
+
+
+def test_fit_recovers_a_planted_per_layer_overhead(depths):
+    f = _fit(fit_calibration(depths()), "decode")
+    assert f.terms == ["compute", "memory", "overhead", "overhead_per_layer"]
+    assert f.tau_s_per_layer == pytest.approx(3e-4, rel=0.05)
+    assert f.t0_s == pytest.approx(1e-3, rel=0.3)           # a small share of every step
+    assert f.eta_compute == pytest.approx(0.4, rel=0.05) and f.eta_memory == pytest.approx(0.7, rel=0.05)
+    assert f.range.layers == [4, 32] and f.models == ["synthetic-12l", "synthetic-32l", "synthetic-4l"]
+    assert f.heldout.method == "leave-one-shape-out" and f.heldout.median_rel_error < 0.03
+    m = f.heldout_by_model
+    assert m.method == "leave-one-model-out" and m.n_folds == 3 and set(m.by_fold) == set(f.models)
+    # each fold has two depths, so τ is fitted in every fold and carries to the held-out depth
+    assert m.median_rel_error < 0.05 and m.max_rel_error < 0.15
+    # the overhead boundaries depend on the depth: not stored for a fit over several depths
+    assert f.regime_boundaries["compute_equals_overhead_at_flops"] is None
+    assert f.regime_boundaries["ridge_flops_per_byte"] > 0
+
+
+def test_fit_without_tau_a_constant_overhead_does_not_transfer(depths):
+    """The issue this term fixes: one t0 for every depth turns launch overhead into a false η and misses
+    every model it did not see."""
+    with_tau = _fit(fit_calibration(depths()), "decode")
+    without = _fit(fit_calibration(depths(), per_layer=False, force=True), "decode")
+    assert without.tau_s_per_layer is None and "overhead_per_layer" not in without.terms
+    assert without.eta_memory < 0.7 * with_tau.eta_memory        # the false η: overhead passed off as memory time
+    assert without.heldout_by_model.median_rel_error > 5 * with_tau.heldout_by_model.median_rel_error
+    assert without.heldout.median_rel_error > with_tau.heldout.median_rel_error
+
+
+def test_fit_tau_needs_two_depths(depths, plant):
+    # one depth: τ absent (t0 and L·τ are one number), the overhead t0 is that depth's whole overhead
+    one = _fit(fit_calibration(depths(layers=(12,))), "decode")
+    assert one.tau_s_per_layer is None and one.heldout_by_model is None
+    assert one.t0_s == pytest.approx(1e-3 + 12 * 3e-4, rel=0.1)
+    assert one.regime_boundaries["compute_equals_overhead_at_flops"] > 0     # known at that one depth
+    # two models of one depth: a leave-one-model-out error, and a warning that t0 holds for that depth only
+    same = plant.frame(phases=("decode",), model="other-12l", layers=12, work_scale=2.0, tau=3e-4, t0=1e-3,
+                       batches=(1, 4, 16), seqs=(128, 512, 2048))
+    f = _fit(fit_calibration(pd.concat([depths(layers=(12,)), same], ignore_index=True)), "decode")
+    assert f.tau_s_per_layer is None and f.heldout_by_model.n_folds == 2
+    assert any("every model has 12 layers" in w for w in f.warnings)
+    # unknown depths (a frame without the column): no τ, as before
+    assert _fit(fit_calibration(depths().drop(columns=["num_hidden_layers"])), "decode").tau_s_per_layer is None
+
+
+def test_fit_two_depths_fit_tau_but_their_folds_cannot(depths):
+    f = _fit(fit_calibration(depths(layers=(4, 32))), "decode")
+    assert f.tau_s_per_layer == pytest.approx(3e-4, rel=0.05)
+    assert any("each fold has one depth" in w for w in f.warnings)
+    # the folds carry a constant overhead across a depth ratio of 8: far off, and said so
+    assert f.heldout_by_model.median_rel_error > 0.3
+
+
+def test_fit_refusal_follows_the_shape_error_and_warns_on_the_model_error(depths):
+    """The threshold refuses on leave-one-shape-out only; leave-one-model-out above it is a warning."""
+    calib = fit_calibration(depths(layers=(4, 32)), max_heldout_error=0.1)
+    f = _fit(calib, "decode")
+    assert not f.forced and f.heldout.median_rel_error < 0.1 < f.heldout_by_model.median_rel_error
+    assert any(w.startswith("does not transfer between models: median leave-one-model-out error") for w in f.warnings)
+
+
+def test_fit_predicted_points_use_each_rows_depth(depths):
+    frame = depths(noise=0.0)
+    points, missing = predicted_points(frame, fit_calibration(frame))
+    assert missing == 0 and np.allclose(points["predicted_step_time_s"], points["step_time_s"], rtol=1e-3)

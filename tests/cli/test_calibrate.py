@@ -190,3 +190,32 @@ def test_calibrate_a_datasheet_device_is_priced_from_the_price_sheet(tmp_path, p
     assert small["hardware_id"] == "h100-sxm" and small["dtype"] == "bf16" and small["regime"] == "memory-bound"
     assert small["usd_per_1m_tokens"] > 10 * big["usd_per_1m_tokens"] and big["mfu"] > 10 * small["mfu"]
     assert small["price"]["price_id"] == "runpod-h100-sxm-od-2025"
+
+
+def test_calibrate_models_of_three_depths_fit_a_per_layer_overhead(tmp_path, plant):
+    """Planted runs of models of 2, 12 and 16 layers (t0 0.5 ms, τ 0.2 ms per layer) written to disk: calibrate
+    recovers τ from the records' own layer counts, prints both held-out errors, and --no-per-layer-overhead
+    fits one t0 whose leave-one-model-out error shows it does not carry between depths."""
+    for preset in ("tiny", "gpt2", "llama-3.2-1b"):
+        layers = {"tiny": 2, "gpt2": 12, "llama-3.2-1b": 16}[preset]
+        plant.planted_run(tmp_path / "runs", preset=preset, model=f"planted-{layers}l", work_scale=layers / 12,
+                          dtype="fp32", phases=("decode",), batches=(1, 8, 32), seqs=(128, 2048), t0=5e-4, tau=2e-4)
+    result = _invoke("calibrate", tmp_path / "runs", "-o", tmp_path / "c.json")
+    assert result.exit_code == 0, result.output
+    f = Calibration.load(tmp_path / "c.json").fits[0]
+    assert f.tau_s_per_layer == pytest.approx(2e-4, rel=0.05) and f.range.layers == [2, 16]
+    assert f.heldout_by_model.n_folds == 3 and f.heldout_by_model.median_rel_error < 0.05
+    assert "per layer τ" in result.output and "η compute (executed)" in result.output
+    assert "Synthetic CPU fp32 decode by shape" in result.output and ", by model " in result.output
+    assert "(planted-12l " in result.output                   # each held-out model's own error
+    flat = _invoke("calibrate", tmp_path / "runs", "-o", tmp_path / "flat.json", "--no-per-layer-overhead", "--force")
+    assert flat.exit_code == 0, flat.output
+    g = Calibration.load(tmp_path / "flat.json").fits[0]
+    assert g.tau_s_per_layer is None and g.heldout_by_model.median_rel_error > 4 * f.heldout_by_model.median_rel_error
+    # an estimate for a deeper model pays its own layers' overhead
+    est = _invoke("estimate", "inference", "--model", "llama-3-8b", "--calibration", tmp_path / "c.json",
+                  "--batch-size", "1", "--context-len", "128", "--usd-per-hour", "1", "--json")
+    assert est.exit_code == 0, est.output
+    doc = json.loads(est.stdout)
+    assert doc["terms_s"]["overhead"] == pytest.approx(f.t0_s + 32 * f.tau_s_per_layer)
+    assert doc["heldout_by_model_median_rel_error"] == pytest.approx(f.heldout_by_model.median_rel_error)

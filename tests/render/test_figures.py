@@ -29,6 +29,7 @@ def test_figures_utilization_figure_draws_the_planted_mfu(frame):
     assert len(axes) == 6                                 # MFU row + bandwidth row, one column per phase
     mfu_axes = {ax.get_title(loc="left").split(":")[0]: ax for ax in axes if ax.get_title(loc="left").endswith("MFU")}
     assert set(mfu_axes) == {"prefill", "decode", "train"}
+    assert {ax.get_ylabel() for ax in mfu_axes.values()} == {"MFU (executed FLOPs)"}   # the MFU names its count
     # no datasheet peak: one solid line per sequence length, whose points are the frame's MFU vs ceiling
     lines = _ax_lines(mfu_axes["prefill"])
     assert len(lines) == 2 and all(ln.get_linestyle() == "-" for ln in lines)

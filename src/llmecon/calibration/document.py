@@ -7,6 +7,11 @@ devices and software versions. The JSON file is this model dumped; ``Calibration
 else in one line naming the field.
 
 Schema 2 (llmecon 0.2): as schema 1, with ``refused`` entries holding only what a refusal needs.
+Schema 3: a fit may carry a per-layer overhead ``tau_s_per_layer`` (the term ``overhead_per_layer``), the
+measured depths ``range.layers``, and a second held-out error ``heldout_by_model`` (leave-one-model-out,
+when the fit has two or more models). Schema 1 and 2 files are read as schema 3 files without those: no
+per-layer overhead (τ = 0, the overhead is t0 whatever the depth, which is what those files fitted) and
+no leave-one-model-out error.
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ from llmecon.errors import UserError
 from llmecon.files import atomic_write_text, dumps, read_json
 from llmecon.formats import Strict, parse
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 KIND = "llmecon-calibration"
-MODEL_TEXT = ("step_time_s = F/(P*eta_compute) + B/(W*eta_memory) + t0_s; relative-error non-negative least "
-              "squares; held-out error leave-one-shape-out")
+MODEL_TEXT = ("step_time_s = F/(P*eta_compute) + B/(W*eta_memory) + t0_s + L*tau_s_per_layer (L: decoder layers); "
+              "relative-error non-negative least squares; held-out errors leave-one-shape-out and "
+              "leave-one-model-out")
 PeakSource = Literal["datasheet", "measured_ceiling"]
 Efficiency = Annotated[float, Field(gt=0, le=1)]
 FloatSpan = Annotated[list[NonNegativeFloat], Field(min_length=2, max_length=2)]
@@ -39,6 +45,7 @@ class HeldOut(Strict):
     median_rel_error: NonNegativeFloat
     max_rel_error: NonNegativeFloat
     n_folds: PositiveInt
+    by_fold: dict[str, NonNegativeFloat] | None = None   # leave-one-model-out: each model's median error
 
 
 class FitRange(Strict):
@@ -48,6 +55,7 @@ class FitRange(Strict):
     bytes_per_step: FloatSpan | None = None
     batch_size: IntSpan | None = None
     seq_len: IntSpan | None = None
+    layers: IntSpan | None = None     # decoder layers of the fitted models (schema 3)
 
 
 class Fit(Strict):
@@ -59,16 +67,18 @@ class Fit(Strict):
     run_ids: list[str]
     n_rows: PositiveInt
     n_shapes: PositiveInt
-    terms: list[Literal["compute", "memory", "overhead"]]
+    terms: list[Literal["compute", "memory", "overhead", "overhead_per_layer"]]
     eta_compute: Efficiency | None = None
     eta_memory: Efficiency | None = None
     t0_s: NonNegativeFloat
+    tau_s_per_layer: NonNegativeFloat | None = None   # seconds of overhead per decoder layer; None: not fitted
     peak_flops_per_s: PositiveFloat
     peak_flops_source: PeakSource
     peak_bytes_per_s: PositiveFloat | None = None
     peak_bytes_source: PeakSource | None = None
     regime_boundaries: dict[str, float | None] = Field(default_factory=dict)
-    heldout: HeldOut
+    heldout: HeldOut                       # leave-one-shape-out: decides the refusal
+    heldout_by_model: HeldOut | None = None  # leave-one-model-out, with two or more models: reported, warned
     fit_rel_error: dict[str, NonNegativeFloat] = Field(default_factory=dict)
     range: FitRange
     models: list[str]
@@ -81,6 +91,8 @@ class Fit(Strict):
             raise ValueError("eta_compute and eta_memory are both null")
         if self.eta_memory is not None and self.peak_bytes_per_s is None:
             raise ValueError("a memory term needs peak_bytes_per_s")
+        if (self.tau_s_per_layer is not None) != ("overhead_per_layer" in self.terms):
+            raise ValueError("tau_s_per_layer and the term overhead_per_layer go together")
         return self
 
     @property
@@ -89,7 +101,7 @@ class Fit(Strict):
 
     def step_model(self) -> StepModel:
         return StepModel(self.eta_compute, self.eta_memory, self.t0_s, self.peak_flops_per_s,
-                         self.peak_bytes_per_s)
+                         self.peak_bytes_per_s, self.tau_s_per_layer)
 
     def matches(self, hardware: str) -> bool:
         return hardware in (self.hardware, self.hardware_id)
@@ -126,7 +138,7 @@ class Calibration(Strict):
     """A fitted step-time model per (hardware, dtype, phase). ``Calibration.load(path)``, ``.save(path)``,
     ``.describe()``; ``llmecon.calibrate(runs)`` makes one."""
 
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[3] = SCHEMA_VERSION
     kind: Literal["llmecon-calibration"] = KIND
     created_utc: str = Field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     tool_version: str = __version__
@@ -149,8 +161,8 @@ class Calibration(Strict):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Calibration":
-        """Read and validate a calibration file (schema 1 files are lifted); UserError naming the file and
-        the field otherwise."""
+        """Read and validate a calibration file (schema 1 and 2 files are lifted: no per-layer overhead, no
+        leave-one-model-out error); UserError naming the file and the field otherwise."""
         try:
             doc = read_json(path)
         except OSError as exc:
@@ -172,9 +184,12 @@ class Calibration(Strict):
         for f in self.fits:
             etas = ", ".join(f"η_{t} {v:.1%}" for t, v in (("compute", f.eta_compute), ("memory", f.eta_memory))
                              if v is not None)
-            lines.append(f"  {f.key}: {etas}, t0 {f.t0_s * 1e3:.3g} ms; held-out error "
+            tau = f" + {f.tau_s_per_layer * 1e3:.3g} ms per layer" if f.tau_s_per_layer is not None else ""
+            by_model = (f", by model {f.heldout_by_model.median_rel_error:.1%} median "
+                        f"({f.heldout_by_model.n_folds} models)" if f.heldout_by_model else "")
+            lines.append(f"  {f.key}: {etas}, t0 {f.t0_s * 1e3:.3g} ms{tau}; held-out error "
                          f"{f.heldout.median_rel_error:.1%} median, {f.heldout.max_rel_error:.1%} max "
-                         f"({f.n_shapes} shapes)" + (" [forced]" if f.forced else ""))
+                         f"({f.n_shapes} shapes){by_model}" + (" [forced]" if f.forced else ""))
         lines += [f"  not fitted: {r.key}: {r.refused}" for r in self.refused]
         return "\n".join(lines)
 
@@ -211,12 +226,15 @@ class Calibration(Strict):
 
 
 def _upgrade(doc: Any, path) -> Any:
-    """Schema 1 -> 2: refused entries keep only what a refusal needs."""
+    """Schema 1 -> 2: refused entries keep only what a refusal needs. 2 -> 3: nothing to change (the new fields
+    are optional: no τ is an overhead that does not depend on the depth, as schema 2 fitted it)."""
     if isinstance(doc, dict) and doc.get("schema_version") == 1 and doc.get("kind") == KIND:
         keep = set(Refused.model_fields)
         doc = {**doc, "schema_version": 2,
                "refused": [{k: v for k, v in r.items() if k in keep} if isinstance(r, dict) else r
                            for r in doc.get("refused") or []]}
+    if isinstance(doc, dict) and doc.get("schema_version") == 2 and doc.get("kind") == KIND:
+        doc = {**doc, "schema_version": 3}
     elif isinstance(doc, dict) and isinstance(doc.get("schema_version"), int) and doc["schema_version"] > SCHEMA_VERSION:
         raise UserError(f"{path}: schema_version {doc['schema_version']} is newer than this llmecon reads "
                         f"({SCHEMA_VERSION}); upgrade llmecon")

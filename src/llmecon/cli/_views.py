@@ -29,35 +29,53 @@ def print_measurements(frame, title: str, run_dir: Path | None = None) -> None:
     rounds = sorted({int(n) for n in frame["n_rounds"].dropna()}) if len(frame) else []
     caption = (f"step: the median over {'/'.join(map(str, rounds)) or 'the'} rounds of each round's mean step time; "
                "noise: their spread "
-               "(half their range over the median). MFU = executed FLOPs per second / dense datasheet peak "
+               "(half their range over the median). MFU executed = FLOPs in the executed convention (every matmul "
+               "eager attention runs, the full T×T scores included) per second / dense datasheet peak "
                f"({hw[0] if hw else 'device not in the sheet: no datasheet MFU'}) or / the GEMM ceiling measured on "
                "this device; BW = decode bytes (weights + KV) per second / datasheet or measured copy bandwidth."
                + (f"\nRun folder: {run_dir}   (llmecon results show {run_dir} for every column)" if run_dir else "")
                + ("\nwarning: llmecon ran from a git checkout with uncommitted changes (dirty_build)" if dirty else ""))
-    show(table(title, ["model", "phase", "batch", "seq", "status", "tokens/s", "step", "noise", "MFU sheet",
-                       "MFU ceiling", "BW sheet", "BW ceiling", "reason / warnings"], rows, caption=caption))
+    show(table(title, ["model", "phase", "batch", "seq", "status", "tokens/s", "step", "noise", "MFU executed sheet",
+                       "MFU executed ceiling", "BW sheet", "BW ceiling", "reason / warnings"], rows, caption=caption))
 
 
 def print_calibration(calib: Calibration) -> None:
     """The fits as one table, their held-out errors in one line, their warnings and refusals on stderr."""
     src = {"datasheet": "sheet", "measured_ceiling": "meas."}
-    rows = [[f.hardware, f.dtype, f.phase, f.n_shapes, pct(f.eta_compute), pct(f.eta_memory), si(f.t0_s, "s"),
+    conv = calib.flop_convention
+    rows = [[f.hardware, f.dtype, f.phase, f.n_shapes, len(f.models), pct(f.eta_compute), pct(f.eta_memory),
+             si(f.t0_s, "s"), si(f.tau_s_per_layer, "s") if f.tau_s_per_layer is not None else None,
              f"{si(f.peak_flops_per_s, 'FLOP/s')} {src[f.peak_flops_source]}",
              f"{si(f.peak_bytes_per_s, 'B/s')} {src.get(f.peak_bytes_source, '')}" if f.eta_memory else None,
-             f"{pct(f.heldout.median_rel_error)} / {pct(f.heldout.max_rel_error)}"] for f in calib.fits]
-    caption = (f"F counted in the {calib.flop_convention} FLOP convention. η against P and W: the datasheet (sheet) "
-               "or the ceiling measured on the device (meas.). Held-out error: each shape predicted by a fit without "
-               "it (median / max of |predicted - measured| / measured).")
-    show(table("Calibration: step time = F/(P·η_c) + B/(W·η_m) + t0", ["hardware", "dtype", "phase", "shapes",
-                                                                        "η compute", "η memory", "overhead t0", "P",
-                                                                        "W", "held-out error"], rows, caption=caption))
+             _errors(f.heldout), _errors(f.heldout_by_model)] for f in calib.fits]
+    caption = (f"F counted in the {conv} FLOP convention (η compute is against it: an MFU of {conv} FLOPs). η "
+               "against P and W: the datasheet (sheet) or the ceiling measured on the device (meas.). Overhead t0 + "
+               "L·τ for a model of L decoder layers (τ only when the runs hold two or more depths). Held-out error, "
+               "median / max of |predicted - measured| / measured: by shape, each shape predicted by a fit without "
+               "it (refuses above --max-heldout-error); by model, each model predicted by a fit on the other models "
+               "(warns).")
+    show(table("Calibration: step time = F/(P·η_c) + B/(W·η_m) + t0 + L·τ",
+               ["hardware", "dtype", "phase", "shapes", "models", f"η compute ({conv})", "η memory", "overhead t0",
+                "per layer τ", "P", "W", "held-out: by shape", "by model"], rows, caption=caption))
     click.echo("held-out error (median / max): " + "; ".join(
-        f"{f.key} {pct(f.heldout.median_rel_error)} / {pct(f.heldout.max_rel_error)}" for f in calib.fits))
+        f"{f.key} by shape {_errors(f.heldout)}"
+        + (f", by model {_errors(f.heldout_by_model)}{_folds(f.heldout_by_model)}" if f.heldout_by_model else "")
+        for f in calib.fits))
     for f in calib.fits:
         for w in f.warnings:
             warn(f"{f.key}: {w}")
     for r in calib.refused:
         warn(f"not fitted: {r.describe()}")
+
+
+def _folds(heldout) -> str:
+    """' (tiny 12%, tiny-12l 30%)': each held-out model's median error."""
+    folds = heldout.by_fold or {}
+    return f" ({', '.join(f'{m} {pct(v)}' for m, v in folds.items())})" if folds else ""
+
+
+def _errors(heldout) -> str | None:
+    return f"{pct(heldout.median_rel_error)} / {pct(heldout.max_rel_error)}" if heldout is not None else None
 
 
 def print_costs(wide, measured_on: str, term: str) -> None:

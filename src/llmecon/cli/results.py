@@ -142,6 +142,9 @@ def show_cmd(paths: tuple[str, ...], fmt: str, columns: str | None, strict: bool
     marked = any(isinstance(v, str) and v.endswith("%*") for row in rows for v in row)
     caption = (f"{len(frame)} rows, {int(res.frame['valid'].sum())} valid"
                + ("; step_time_spread: the rounds' half-range over their median" if "step_time_spread" in wanted else "")
+               + ("; mfu_<convention>: FLOPs counted in that convention (executed: every matmul eager attention "
+                  "runs, the full T×T scores included; docs/measuring.md §12.3)" if any("mfu_" in c for c in wanted)
+                  else "")
                + (f"\n{_UNBOUNDED_NOTE}" if marked else ""))
     show(table(None, wanted, rows, caption=caption))
 

@@ -63,7 +63,8 @@ def _calibrated_mfu(est: dict, article_flops: float, article_peak: float, target
     return {"target": target, "mfu_article": mfu_article, "mfu_calibrated": mfu, "regime": est["regime"],
             "source": est["label"], "transferred": est["transferred"], "extrapolated": est["extrapolated"],
             "effective_mfu_calibration_convention": est["effective_mfu"],
-            "heldout_median_rel_error": est["heldout_median_rel_error"]}
+            "heldout_median_rel_error": est["heldout_median_rel_error"],
+            "heldout_by_model_median_rel_error": est["heldout_by_model_median_rel_error"]}
 
 
 def calibrated_article(calib: Calibration, *, transfer: bool = False, dtype: str = "bf16", inference_batch: int = 16,
@@ -148,8 +149,10 @@ def describe_source(rows: list[dict[str, Any]]) -> list[str]:
     """One line per distinct provenance of the calibrated rows, naming the targets it covers (for captions)."""
     groups: dict[str, list[str]] = {}
     for r in rows:
-        what = f"{r['source']}, {r['regime']}, held-out error {r['heldout_median_rel_error']:.1%}" + (
-            " (extrapolated beyond the measured range)" if r["extrapolated"] else "")
+        by_model = r.get("heldout_by_model_median_rel_error")
+        what = (f"{r['source']}, {r['regime']}, held-out error {r['heldout_median_rel_error']:.1%} by shape"
+                + (f", {by_model:.1%} by model" if by_model is not None else "")
+                + (" (extrapolated beyond the measured range)" if r["extrapolated"] else ""))
         targets = groups.setdefault(what, [])
         if r["target"] not in targets:
             targets.append(r["target"])

@@ -24,8 +24,8 @@ DEFAULT_BATCH_SIZE = 1
 DEFAULT_PHASE = "decode"
 FLAT_NOTE = ("Flat utilization for every batch size and context (as the article); small-batch decode is "
              "memory-bandwidth-bound, so this is optimistic there. Idle time is not priced.")
-CALIBRATED_NOTE = ("Calibrated: t = F/(P·η_compute) + B/(W·η_memory) + t0 at this phase, batch and context "
-                   "(llmecon calibrate); the effective MFU replaces a flat --mfu in the same cost formula.")
+CALIBRATED_NOTE = ("Calibrated: t = F/(P·η_compute) + B/(W·η_memory) + t0 + L·τ at this phase, batch, context and "
+                   "depth L (llmecon calibrate); the effective MFU replaces a flat --mfu in the same cost formula.")
 ENERGY_NOTE = "Energy from TDP (board power limit) x time x PUE: an upper bound for the accelerator alone."
 
 
@@ -101,22 +101,38 @@ def _calibrated(shape, calib, source, hardware, price_id, usd_per_hour, dtype, u
         "peak_flops_per_s": pred["peak_flops_per_s"], "peak_source": pred["peak_source"],
         "mfu": pred["effective_mfu"], "mfu_source": pred["label"], "regime": pred["regime"],
         "step_time_s": pred["step_time_s"], "terms_s": pred["terms_s"], "transferred": pred["transferred"],
-        "extrapolated": pred["extrapolated"], "heldout_median_rel_error": pred["heldout_median_rel_error"],
-        "heldout_max_rel_error": pred["heldout_max_rel_error"],
+        "extrapolated": pred["extrapolated"], **heldout_fields(pred),
         "calibration": "(in memory)" if isinstance(source, Calibration) else str(source),
         "usd_per_accelerator_hour": usd_hour, "price": price_info, **result,
         **inputs.energy_fields(energy, "_per_1k_tokens"), "notes": calibrated_notes(pred, dtype, dtype_source, energy),
     }
 
 
+def heldout_fields(pred: dict) -> dict:
+    """The fit's held-out errors (by shape; by model when it had two or more), the depth it was applied at, and
+    whether the fit measured this model."""
+    keys = ("heldout_median_rel_error", "heldout_max_rel_error", "heldout_by_model_median_rel_error",
+            "heldout_by_model_max_rel_error", "model_measured", "layers", "tau_s_per_layer")
+    return {k: pred[k] for k in keys}
+
+
 def calibrated_notes(pred: dict, dtype: str, dtype_source: str, energy) -> list[str]:
-    """What a reader of a calibrated estimate must know: the model, a transfer, an extrapolation, the dtype."""
+    """What a reader of a calibrated estimate must know: the model, a transfer, an extrapolation, the dtype, and
+    which held-out error applies to a model the calibration did not measure."""
     notes = [CALIBRATED_NOTE]
+    if not pred["model_measured"]:
+        by_model = pred["heldout_by_model_median_rel_error"]
+        notes.append("Not a calibrated model: " + (
+            f"the calibration's leave-one-model-out error ({by_model:.1%} median) is the uncertainty that applies, "
+            "not its leave-one-shape-out error." if by_model is not None else
+            "the calibration measured one model, so how well it carries to another is unmeasured (calibrate runs of "
+            "two or more models to measure it)."))
     if dtype_source == "the calibration's":
         notes.append(f"dtype {dtype}: the calibration's (give --dtype to ask for another, if it has one).")
     if pred["transferred"]:
         notes.append(f"TRANSFERRED: {pred['label']}: the measured η and overhead applied to another accelerator's "
                      "datasheet peaks; an assumption, not a measurement of that accelerator.")
     if pred["extrapolated"]:
-        notes.append("Extrapolated: this step's FLOPs lie outside the range the calibration measured.")
+        notes.append("Extrapolated: this step's FLOPs, or the model's depth, lie outside the range the calibration "
+                     "measured.")
     return notes + ([ENERGY_NOTE] if energy else [])

@@ -17,7 +17,7 @@ from llmecon.costmodel.hardware import get_accelerator
 from llmecon.costmodel.memory import training_memory_bytes
 from llmecon.errors import UserError, require_positive
 from llmecon.estimate import inputs
-from llmecon.estimate.inference import ENERGY_NOTE, calibrated_notes
+from llmecon.estimate.inference import ENERGY_NOTE, calibrated_notes, heldout_fields
 from llmecon.units import parse_count, parse_whole
 
 DEFAULT_SEQ_LEN = 2048
@@ -88,8 +88,7 @@ def estimate_training(model, *, tokens=None, hardware: str | None = None, price:
                "flops_total": flops_total, "peak_flops_per_s": peak, "peak_source": pred["peak_source"],
                "mfu": utilization, "mfu_source": pred["label"], "regime": pred["regime"],
                "step_time_s": pred["step_time_s"], "terms_s": pred["terms_s"], "transferred": pred["transferred"],
-               "extrapolated": pred["extrapolated"], "heldout_median_rel_error": pred["heldout_median_rel_error"],
-               "heldout_max_rel_error": pred["heldout_max_rel_error"],
+               "extrapolated": pred["extrapolated"], **heldout_fields(pred),
                "calibration": "(in memory)" if isinstance(calibration, Calibration) else str(calibration)}
         notes = [*calibrated_notes(pred, dtype, dtype_source, None), SCALING_NOTE]
     memory = accelerator.memory_bytes if accelerator is not None else None

@@ -51,7 +51,7 @@ def columns() -> list[str]:
         "run_id", "config_id", "created_utc", "model", "model_spec", "hardware", "hardware_id", "device_name",
         "device_kind", "dtype", "phase", "status", "reason", "warnings",
         "batch_size", "seq_len", "new_tokens", "attn_implementation", "compile", "static_cache",
-        "activation_checkpointing", "layer_scale", "time_scale",
+        "activation_checkpointing", "num_hidden_layers", "layer_scale", "time_scale",
         "step_time_s", "step_time_spread", "round_means_s", "n_rounds", "n_samples", "first_call_s",
         "device_step_s", "device_busy_fraction", "launch_bound",
         "tokens_per_step", "tokens_per_s",
@@ -66,8 +66,8 @@ def columns() -> list[str]:
     ]  # fmt: skip
 
 
-_INT = ("batch_size", "seq_len", "new_tokens", "n_rounds", "n_samples", "tokens_per_step", "aten_ops_per_step",
-        "cuda_kernels_per_step")
+_INT = ("batch_size", "seq_len", "new_tokens", "num_hidden_layers", "n_rounds", "n_samples", "tokens_per_step",
+        "aten_ops_per_step", "cuda_kernels_per_step")
 _OBJECT = ("round_means_s", "aten_op_counts")  # a list of seconds per round; {operator: calls per step}
 _TEXT = ("run_id", "config_id", "created_utc", "model", "model_spec", "hardware", "hardware_id", "device_name",
          "device_kind", "dtype", "phase", "status", "reason", "warnings", "attn_implementation", "peak_reason",
@@ -140,6 +140,7 @@ def _row(rec: Record, run: Run | None, sheet: _Sheet) -> dict:
         "seq_len": cfg.seq_len, "new_tokens": cfg.new_tokens, "attn_implementation": cfg.attn_implementation,
         "compile": cfg.compile, "static_cache": cfg.static_cache,
         "activation_checkpointing": cfg.activation_checkpointing,
+        "num_hidden_layers": model.num_hidden_layers,   # of the full model, which the time refers to
         "layer_scale": model.layer_scale, "time_scale": model.time_scale,
         "peak_memory_bytes": rec.memory.peak_bytes, "mean_power_w": rec.telemetry.mean_power_w,
         "weight_bytes": float(model.params_total * BYTES_PER_ELEMENT[cfg.dtype]),

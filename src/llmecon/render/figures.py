@@ -93,7 +93,7 @@ def efficiency_vs_batch(frame: pd.DataFrame, convention: str, *, title: str | No
             ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
             ax.set_ylim(bottom=0)
             ax.set_xlabel("batch size")
-            ax.set_ylabel(ylabel)
+            ax.set_ylabel(f"MFU ({convention} FLOPs)" if ylabel == "MFU" else ylabel)   # every MFU names its count
             ax.set_title(f"{phase}: {ylabel}", fontsize=10, loc="left")
             ax.legend(fontsize=7, frameon=False, loc="best", title="prompt length" if phase == "decode" else "sequence length",
                       title_fontsize=7)
@@ -326,7 +326,7 @@ def article_vs_calibrated(rows: pd.DataFrame, *, title: str | None = None) -> Fi
         ax.grid(False, axis="x")
         sub = r[r["unit"] == unit].reset_index(drop=True)
         xs = np.arange(len(sub))
-        ax.bar(xs - width / 2, sub["a"], width, color="#9a9a9a", label="article (assumed MFU)")
+        ax.bar(xs - width / 2, sub["a"], width, color="#9a9a9a", label="article (assumed MFU of 2N / 6N FLOPs)")
         has_b = (np.isfinite(sub["b"]) & (sub["b"] > 0)).to_numpy()
         ax.bar(xs[has_b] + width / 2, sub["b"][has_b], width, color="#d9822b", label="at measured efficiency")
         fs = 7 if len(sub) <= 3 else 6
@@ -352,6 +352,6 @@ def article_vs_calibrated(rows: pd.DataFrame, *, title: str | None = None) -> Fi
         ax.legend(fontsize=8, frameon=False, loc="upper left")
     if any_transfer:
         fig.supxlabel("* transfer: efficiency measured on another device, applied to this accelerator's datasheet "
-                      "peak. On the bars: $ and the MFU it implies.", fontsize=7.5, color="#555555", x=0.01, ha="left")
+                      "peak. On the bars: $ and the MFU it implies (article FLOPs: 2N, 6N).", fontsize=7.5, color="#555555", x=0.01, ha="left")
     fig.suptitle(title or "The article's assumptions against measured efficiency", fontsize=11, x=0.01, ha="left")
     return fig

@@ -40,7 +40,7 @@ def summary(frame: pd.DataFrame, convention: str) -> str:
                 + f" MFU counts FLOPs under the <code>{esc(convention)}</code> convention.")
     if out:
         body += table_html(["model", "device", "dtype", "phase", "valid rows", "best throughput", "at",
-                            "MFU (ceiling)", "MFU (datasheet)", "bandwidth (ceiling)"], out)
+                            f"MFU {convention} (ceiling)", f"MFU {convention} (datasheet)", "bandwidth (ceiling)"], out)
         body += para("Best values per phase. <i>Ceiling</i>: against the GEMM FLOP/s and copy bandwidth measured on "
                      "this device; <i>datasheet</i>: against the vendor's dense peak (— when the device is not on "
                      "the hardware sheet). Bandwidth use is counted for decode only.", "note")
@@ -113,11 +113,15 @@ def calibration(calib: Calibration | None, source: str | None, error: str | None
                 missing: int) -> str:
     title = "Calibration: measured against predicted"
     intro = para("The calibration fits, per accelerator, dtype and phase, one step-time model: "
-                 "<code>t = F/(P·η<sub>compute</sub>) + B/(W·η<sub>memory</sub>) + t<sub>0</sub></code>, "
-                 "where F is the step's FLOPs, B the bytes it reads (decode only), P and W the reference peaks and "
-                 "t<sub>0</sub> the per-step overhead (Python, launches, small ops). Its error is measured on shapes "
-                 "held out of the fit. The figure puts every valid measurement against the model's prediction: "
-                 "on the line is perfect; filled points come from runs the calibration was not fitted on.")
+                 "<code>t = F/(P·η<sub>compute</sub>) + B/(W·η<sub>memory</sub>) + t<sub>0</sub> + L·τ</code>, "
+                 "where F is the step's FLOPs, B the bytes it reads (decode only), P and W the reference peaks, "
+                 "t<sub>0</sub> the per-step overhead (Python, launches, small ops) and τ the overhead each of the "
+                 "model's L decoder layers adds (fitted only when the runs hold models of two or more depths). Its "
+                 "error is measured on what the fit did not see: each shape predicted by a fit without it, and, "
+                 "with two or more models, each model predicted by a fit on the others — the error that applies to "
+                 "an estimate for a model not measured here. The figure puts every valid measurement against the "
+                 "model's prediction: on the line is perfect; filled points come from runs the calibration was not "
+                 "fitted on.")
     if calib is None:
         why = (f"the calibration could not be fitted: {esc(error)}" if error else
                "no calibration was given (fit one with <code>llmecon calibrate RUN -o calibration.json</code> and "
@@ -126,19 +130,32 @@ def calibration(calib: Calibration | None, source: str | None, error: str | None
     rows = []
     for f in calib.fits:
         ridge = f.regime_boundaries.get("ridge_flops_per_byte")
-        rows.append([f.hardware, f.dtype, f.phase, f.n_rows, percent(f.eta_compute), percent(f.eta_memory),
-                     si(f.t0_s, "s"), f"{si(f.peak_flops_per_s, 'FLOP/s')} ({f.peak_flops_source.replace('_', ' ')})",
+        by_model = f.heldout_by_model
+        rows.append([f.hardware, f.dtype, f.phase, f.n_rows, len(f.models), percent(f.eta_compute),
+                     percent(f.eta_memory), si(f.t0_s, "s"),
+                     si(f.tau_s_per_layer, "s") if f.tau_s_per_layer is not None else "—",
+                     f"{si(f.peak_flops_per_s, 'FLOP/s')} ({f.peak_flops_source.replace('_', ' ')})",
                      f"{pct(f.heldout.median_rel_error)} / {pct(f.heldout.max_rel_error)}",
+                     f"{pct(by_model.median_rel_error)} / {pct(by_model.max_rel_error)}" if by_model else "—",
                      f"{ridge:.3g} FLOP/B" if is_num(ridge) else "—"])
-    body = intro + table_html(["device", "dtype", "phase", "rows", "η compute", "η memory", "overhead t0",
-                               "reference peak", "held-out error (median / max)", "ridge"], rows)
+    conv = esc(calib.flop_convention)
+    body = intro + table_html(["device", "dtype", "phase", "rows", "models", f"η compute ({conv} FLOPs)", "η memory",
+                               "overhead t0", "per layer τ", "reference peak", "held-out by shape (median / max)",
+                               "held-out by model (median / max)", "ridge"], rows)
+    body += para(f"F counts FLOPs in the <code>{conv}</code> convention, so η<sub>compute</sub> is an MFU of "
+                 f"{conv} FLOPs; estimates from this calibration count FLOPs the same way. The threshold that "
+                 "refuses a fit applies to the error by shape; an error by model above it is a caution below.",
+                 "note")
     warned = [f"{f.key}: {w}" for f in calib.fits for w in f.warnings]
     if warned:   # e.g. an η of 100 % that is a bound the rows did not resolve, not a measured efficiency
         body += para("Caution: " + "; ".join(esc(w) for w in warned) + ".", "omitted fit-warning")
     if calib.refused:
         body += para("Not fitted: " + "; ".join(esc(r.describe()) for r in calib.refused), "omitted")
-    text = "held-out median error (leave one shape out): " + ", ".join(
+    text = "held-out median error by shape: " + ", ".join(
         f"{f.phase} {f.heldout.median_rel_error:.1%}" for f in calib.fits)
+    if any(f.heldout_by_model for f in calib.fits):
+        text += "; by model: " + ", ".join(f"{f.phase} {f.heldout_by_model.median_rel_error:.1%}"
+                                           for f in calib.fits if f.heldout_by_model)
     note = f"{missing} valid row(s) have no fit in this calibration and are not shown." if missing else None
     body += figure(lambda: F.measured_vs_predicted(predicted, error_text=text), "measured_vs_predicted", note)
     return section("calibration", title, body)
@@ -171,7 +188,7 @@ def costs(calib: Calibration | None, table: pd.DataFrame | None, notes: Sequence
             part["accelerator_id"], part["provider"], part["term"], part["usd_per_accelerator_hour"])])
         body += figure(lambda d=labelled, m=model: F.cost_per_million_tokens(
             d, title=f"$ per 1M tokens: {m} at measured efficiency, cheapest {term.replace('_', '-')} offer"), "costs")
-        body += _cost_rows(part)
+        body += _cost_rows(part, calib.flop_convention)
     if not len(table):
         body += omitted("there is no offer for which the calibration gives a cost.")
     if notes:
@@ -179,9 +196,9 @@ def costs(calib: Calibration | None, table: pd.DataFrame | None, notes: Sequence
     return section("costs", title, body)
 
 
-def _cost_rows(part: pd.DataFrame) -> str:
-    cols = ["accelerator", "offer", "term", "per accelerator", "phase", "$ / 1M tokens", "tokens/s", "MFU", "regime",
-            "basis"]
+def _cost_rows(part: pd.DataFrame, convention: str) -> str:
+    cols = ["accelerator", "offer", "term", "per accelerator", "phase", "$ / 1M tokens", "tokens/s",
+            f"MFU ({convention} FLOPs)", "regime", "basis"]
     rows = [[r["accelerator_id"], f"{r['provider']} {r['instance']}", r["term"].replace("_", "-"),
              usd(r["usd_per_accelerator_hour"]) + "/h", r["phase"], usd(r["usd_per_1m_tokens"]),
              si(r["tokens_per_s_per_accelerator"], "tok/s"), percent(r["effective_mfu"]), r["regime"],
