@@ -21,7 +21,7 @@ COMMANDS = {
     "run": ("llmecon.cli.run", "Bench this machine, calibrate, print the cost table, write the report."),
     "bench": ("llmecon.cli.bench", "Benchmark prefill, decode and training of real models on this machine."),
     "results": ("llmecon.cli.results", "Look at measured runs (written by `llmecon bench`)."),
-    "calibrate": ("llmecon.cli.calibrate", "Fit time per step = F/(P·η_compute) + B/(W·η_memory) + t0 per "
+    "calibrate": ("llmecon.cli.calibrate", "Fit time per step = F/(P·η_compute) + B/(W·η_memory) + t0 + L·τ per "
                                            "(hardware, dtype, phase)."),
     "compare": ("llmecon.cli.compare", "Compare NEW against BASE (run folders or folders of runs), "
                                        "configuration by configuration."),
