@@ -1,0 +1,128 @@
+"""The sheet of published measurements: the built-in rows are sourced and known; each kind of bad row in a
+user sheet gives one error naming file, line and field."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+
+from llmecon.costmodel.hardware import load_hardware
+from llmecon.costmodel.presets import list_presets
+from llmecon.costmodel.published import COLUMNS, PUBLISHED_SHEET, UNITS, load_published
+from llmecon.errors import UserError
+
+GOOD = {
+    "id": "my-decode-point", "engine": "gpt-fast", "engine_version": "git abc", "accelerator_id": "h100-sxm",
+    "accelerator_count": "2", "parallelism": "tp=2", "model": "llama-2-7b", "model_as_published": "Llama-2-7B",
+    "dtype": "bf16", "weights": "", "phase": "decode", "batch_size": "4", "seq_len": "", "input_len": "128",
+    "output_len": "256", "concurrency": "", "request_rate_per_s": "", "value": "250.5", "unit": "tokens/s",
+    "source": "https://example.org/bench", "retrieved_on": "2026-12-04", "note": "",
+}
+
+
+def write(tmp_path, *rows, name="mine.csv"):
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    path = tmp_path / name
+    path.write_text(buf.getvalue(), encoding="utf-8")
+    return path
+
+
+def mine(tmp_path, **changes):
+    return load_published(write(tmp_path, GOOD | changes))
+
+
+def test_published_builtin_sheet_loads_with_typed_rows():
+    rows = load_published()
+    assert len(rows) >= 100
+    point = next(m for m in rows if m.id == "gptfast-a100-llama2-7b-bf16-tp1")
+    assert (point.engine, point.accelerator_id, point.model, point.phase) == ("gpt-fast", "a100-sxm4-80gb", "llama-2-7b", "decode")
+    assert (point.value, point.unit, point.batch_size, point.accelerator_count) == (104.9, "tokens/s", 1, 1)
+    assert point.parallelism == {"tp": 1}
+    titan = next(m for m in rows if m.id == "torchtitan-h100-256gpu-llama3.1-70b-2d")
+    assert titan.parallelism == {"fsdp": 32, "tp": 8} and titan.value == 829.0
+
+
+def test_published_every_builtin_row_is_sourced_and_known():
+    accelerators, presets = load_hardware(), set(list_presets())
+    for m in load_published():
+        assert re.match(r"https?://\S+", m.source), m.id
+        assert m.accelerator_id in accelerators and m.model in presets, m.id
+        assert m.value > 0 and m.unit in UNITS and m.retrieved_on == "2026-12-04", m.id
+        assert m.path == str(PUBLISHED_SHEET.resolve()), m.id
+
+
+def test_published_builtin_sheet_covers_engines_generations_and_phases():
+    rows = load_published()
+    assert {m.engine for m in rows} >= {"gpt-fast", "tensorrt-llm", "torchtitan", "megatron-lm"}
+    assert {m.accelerator_id for m in rows} >= {"a100-sxm4-80gb", "l40s", "h100-sxm", "h200"}
+    assert {m.phase for m in rows} >= {"decode", "serve", "train"}
+
+
+def test_published_user_sheet_adds_rows(tmp_path):
+    rows = mine(tmp_path)
+    assert rows[-1].id == "my-decode-point" and rows[-1].input_len == 128 and rows[-1].weights == ""
+
+
+@pytest.mark.parametrize("field, bad, says", [
+    ("accelerator_id", "h999", "unknown accelerator 'h999'"),
+    ("model", "gpt-9", "unknown model preset 'gpt-9'"),
+    ("value", "-3", "must be > 0"),
+    ("value", "0", "must be > 0"),
+    ("value", "fast", "is not a number"),
+    ("source", "", "empty; a value is required"),
+    ("source", "my notes", "http(s) address"),
+    ("retrieved_on", "yesterday", "is not a date"),
+    ("dtype", "int3", "unknown dtype"),
+    ("weights", "int2", "unknown weight format"),
+    ("phase", "finetune", "unknown phase"),
+    ("unit", "tok/s", "unknown unit"),
+    ("unit", "%MFU", "not a decode measure"),
+    ("batch_size", "", "needs the batch size"),
+    ("batch_size", "0", "must be >= 1"),
+    ("accelerator_count", "two", "not a whole number"),
+    ("parallelism", "tp=4", "multiply to 4, but accelerator_count is 2"),
+    ("parallelism", "xx=2", "is not name=degree"),
+    ("engine", "Gpt Fast", "not a lowercase slug"),
+    ("request_rate_per_s", "-1", "must be > 0"),
+])
+def test_published_bad_row_names_file_line_and_field(tmp_path, field, bad, says):
+    with pytest.raises(UserError) as err:
+        mine(tmp_path, **{field: bad})
+    msg = str(err.value)
+    assert msg.startswith(f"{(tmp_path / 'mine.csv').resolve()}: line 2, field '{field}'"), msg
+    assert says in msg, msg
+
+
+def test_published_mfu_over_100_is_refused(tmp_path):
+    with pytest.raises(UserError, match=r"line 2, field 'value'.*over 100"):
+        mine(tmp_path, phase="train", unit="%MFU", value="130")
+
+
+def test_published_serve_point_needs_its_lengths(tmp_path):
+    with pytest.raises(UserError, match=r"line 2, field 'output_len'.*input and output lengths"):
+        mine(tmp_path, phase="serve", batch_size="", output_len="")
+
+
+def test_published_id_twice_with_different_values_is_refused(tmp_path):
+    path = write(tmp_path, GOOD, GOOD | {"value": "251"})
+    with pytest.raises(UserError, match=r"line 3, field 'id'.*also defined, differently, at line 2"):
+        load_published(path)
+    assert load_published(write(tmp_path, GOOD, GOOD, name="same.csv"))[-1].value == 250.5
+
+
+def test_published_unknown_column_is_refused(tmp_path):
+    path = tmp_path / "cols.csv"
+    path.write_text(",".join(COLUMNS) + ",extra\n" + ",".join(GOOD[c] for c in COLUMNS) + ",x\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"line 1, field 'extra': unknown column"):
+        load_published(path)
+
+
+def test_published_user_sheet_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMECON_PUBLISHED", str(write(tmp_path, GOOD | {"id": "env-point"})))
+    assert load_published()[-1].id == "env-point"
