@@ -119,7 +119,8 @@ def test_calibrate_article_with_calibration_needs_transfer_from_a_cpu(planted):
 
 @pytest.fixture(scope="module")
 def cpu_bench(tmp_path_factory):
-    """`llmecon bench --model tiny` on this CPU: 3 phases x batch 1, 4, 16 x seq 32, 256 (about 10 s), one torch
+    """`llmecon bench --model tiny` on this CPU: 3 phases x batch 1, 4, 16 x seq 32, 256 in two rounds stopped at
+    their minimums (about 30 s; the default five rounds to a 2 % precision took 97 s in CI), one torch
     thread (a second OpenMP thread on a shared 2-core machine times other people's processes)."""
     import torch
 
@@ -129,7 +130,8 @@ def cpu_bench(tmp_path_factory):
     try:
         result = _invoke("bench", "--model", "tiny", "--phase", "prefill,decode,train", "--batch-size", "1,4,16",
                          "--seq-len", "32,256", "--new-tokens", "4", "--min-iters", "3", "--min-time", "0.2",
-                         "--max-time", "2", "--warmup", "1", "--no-isolate", "--quiet", "--out", out)
+                         "--max-time", "2", "--warmup", "1", "--rounds", "2", "--precision", "0", "--no-isolate",
+                         "--quiet", "--out", out)
     finally:
         torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
