@@ -143,6 +143,17 @@ def positive_number(path: Path, line: int, field: str, text: str) -> float:
     return value
 
 
+def whole_number(path: Path, line: int, field: str, text: str) -> int:
+    """A count >= 1 written as a whole number; UserError naming file, line and field otherwise."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise UserError(f"{where(path, line, field)}: {text!r} is not a whole number") from None
+    if n < 1:
+        raise UserError(f"{where(path, line, field)}: must be >= 1, got {n}")
+    return n
+
+
 def slug(path: Path, line: int, field: str, text: str) -> str:
     if not SLUG.match(text):
         raise UserError(

@@ -91,13 +91,7 @@ def _parse_row(path: Path, line: int, row: dict[str, str], known: dict) -> Price
             f"{where(path, line, 'accelerator_id')}: unknown accelerator {acc!r} (not in the hardware sheets; "
             f"add it with --hardware-sheet); known: {', '.join(known)}"
         )
-    count_text = _sheet.required(path, line, row, "accelerator_count")
-    try:
-        count = int(count_text)
-    except ValueError:
-        raise UserError(f"{where(path, line, 'accelerator_count')}: {count_text!r} is not a whole number") from None
-    if count < 1:
-        raise UserError(f"{where(path, line, 'accelerator_count')}: must be >= 1, got {count}")
+    count = _sheet.whole_number(path, line, "accelerator_count", _sheet.required(path, line, row, "accelerator_count"))
     term = _sheet.required(path, line, row, "term")
     if term not in PRICE_TERMS:
         raise UserError(f"{where(path, line, 'term')}: unknown term {term!r}; known: {', '.join(PRICE_TERMS)}")

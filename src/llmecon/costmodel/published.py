@@ -84,15 +84,8 @@ class Measurement:
 
 
 def _whole(path: Path, line: int, field: str, text: str) -> int | None:
-    if not text:
-        return None
-    try:
-        n = int(text)
-    except ValueError:
-        raise UserError(f"{where(path, line, field)}: {text!r} is not a whole number") from None
-    if n < 1:
-        raise UserError(f"{where(path, line, field)}: must be >= 1, got {n}")
-    return n
+    """An optional count: None when empty, else _sheet.whole_number."""
+    return _sheet.whole_number(path, line, field, text) if text else None
 
 
 def _parallelism(path: Path, line: int, text: str) -> dict[str, int]:
