@@ -18,9 +18,10 @@ def test_bench_device_cuda_without_cuda_exits_2_before_anything(tmp_path, monkey
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    import llmecon.measure.models as models
+    import llmecon.measure.worker as worker  # patched where it is called: a patch of measure.models would be
+    # bound into the worker for good if this test were the first to import it
 
-    monkeypatch.setattr(models, "build_model", lambda *a, **k: pytest.fail("a model was built"))
+    monkeypatch.setattr(worker, "build_model", lambda *a, **k: pytest.fail("a model was built"))
     result = CliRunner().invoke(main, ["bench", "--model", "tiny", "--device", "cuda", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "CUDA is not available" in result.stderr

@@ -32,11 +32,12 @@ def print_measurements(frame, title: str, run_dir: Path | None = None) -> None:
                "(half their range over the median). MFU executed = FLOPs in the executed convention (every matmul "
                "eager attention runs, the full T×T scores included) per second / dense datasheet peak "
                f"({hw[0] if hw else 'device not in the sheet: no datasheet MFU'}) or / the GEMM ceiling measured on "
-               "this device; BW = decode bytes (weights + KV) per second / datasheet or measured copy bandwidth."
+               "this device; MBU (model bandwidth utilisation) = decode bytes (weights + one read of the KV cache) per "
+               "second / datasheet or measured copy bandwidth, a lower bound of the real traffic."
                + (f"\nRun folder: {run_dir}   (llmecon results show {run_dir} for every column)" if run_dir else "")
                + ("\nwarning: llmecon ran from a git checkout with uncommitted changes (dirty_build)" if dirty else ""))
     show(table(title, ["model", "phase", "batch", "seq", "status", "tokens/s", "step", "noise", "MFU executed sheet",
-                       "MFU executed ceiling", "BW sheet", "BW ceiling", "reason / warnings"], rows, caption=caption))
+                       "MFU executed ceiling", "MBU sheet", "MBU ceiling", "reason / warnings"], rows, caption=caption))
 
 
 def print_calibration(calib: Calibration) -> None:
