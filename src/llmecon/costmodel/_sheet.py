@@ -17,6 +17,7 @@ from typing import Iterable, Sequence
 from llmecon.errors import UserError
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+UNKNOWN_ACCELERATOR_HINT = "not in the hardware sheets; add it with --hardware-sheet"
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
 
@@ -141,6 +142,16 @@ def positive_number(path: Path, line: int, field: str, text: str) -> float:
     if value <= 0:
         raise UserError(f"{where(path, line, field)}: must be > 0, got {text}")
     return value
+
+
+def one_of(path: Path, line: int, field: str, text: str, known: Iterable[str], what: str, hint: str = "") -> str:
+    """``text`` when it is one of ``known``; else UserError naming file, line and field, the unknown ``what``
+    (with ``hint``, in parentheses) and the known values."""
+    known = tuple(known)
+    if text not in known:
+        extra = f" ({hint})" if hint else ""
+        raise UserError(f"{where(path, line, field)}: unknown {what} {text!r}{extra}; known: {', '.join(known)}")
+    return text
 
 
 def whole_number(path: Path, line: int, field: str, text: str) -> int:

@@ -169,9 +169,7 @@ def normalize_device_name(name: str) -> str:
 
 def _parse_row(path: Path, line: int, row: dict[str, str]) -> Fact:
     acc = _sheet.slug(path, line, "accelerator_id", _sheet.required(path, line, row, "accelerator_id"))
-    fld = _sheet.required(path, line, row, "field")
-    if fld not in FIELDS:
-        raise UserError(f"{where(path, line, 'field')}: unknown field {fld!r}; known: {', '.join(FIELDS)}")
+    fld = _sheet.one_of(path, line, "field", _sheet.required(path, line, row, "field"), FIELDS, "field")
     dtype, unit = row["dtype"], row["unit"]
     text = _sheet.required(path, line, row, "value")
     source = _sheet.required(path, line, row, "source")

@@ -85,16 +85,10 @@ def _parse_row(path: Path, line: int, row: dict[str, str], known: dict) -> Price
     price_id = _sheet.slug(path, line, "id", _sheet.required(path, line, row, "id"))
     provider = _sheet.required(path, line, row, "provider")
     instance = _sheet.required(path, line, row, "instance")
-    acc = _sheet.required(path, line, row, "accelerator_id")
-    if acc not in known:
-        raise UserError(
-            f"{where(path, line, 'accelerator_id')}: unknown accelerator {acc!r} (not in the hardware sheets; "
-            f"add it with --hardware-sheet); known: {', '.join(known)}"
-        )
+    acc = _sheet.one_of(path, line, "accelerator_id", _sheet.required(path, line, row, "accelerator_id"), known,
+                        "accelerator", _sheet.UNKNOWN_ACCELERATOR_HINT)
     count = _sheet.whole_number(path, line, "accelerator_count", _sheet.required(path, line, row, "accelerator_count"))
-    term = _sheet.required(path, line, row, "term")
-    if term not in PRICE_TERMS:
-        raise UserError(f"{where(path, line, 'term')}: unknown term {term!r}; known: {', '.join(PRICE_TERMS)}")
+    term = _sheet.one_of(path, line, "term", _sheet.required(path, line, row, "term"), PRICE_TERMS, "term")
     usd = _sheet.positive_number(path, line, "usd_per_hour", _sheet.required(path, line, row, "usd_per_hour"))
     date = _sheet.date(path, line, "date", _sheet.required(path, line, row, "date"))
     source = _sheet.required(path, line, row, "source")

@@ -110,12 +110,8 @@ def _parse_row(path: Path, line: int, row: dict[str, str], accelerators: dict, m
     req = functools.partial(_sheet.required, path, line, row)
     mid = _sheet.slug(path, line, "id", req("id"))
     engine = _sheet.slug(path, line, "engine", req("engine"))
-    acc = req("accelerator_id")
-    if acc not in accelerators:
-        raise UserError(
-            f"{where(path, line, 'accelerator_id')}: unknown accelerator {acc!r} (not in the hardware sheets; "
-            f"add it with --hardware-sheet); known: {', '.join(accelerators)}"
-        )
+    acc = _sheet.one_of(path, line, "accelerator_id", req("accelerator_id"), accelerators, "accelerator",
+                        _sheet.UNKNOWN_ACCELERATOR_HINT)
     count = _whole(path, line, "accelerator_count", row["accelerator_count"])
     par = _parallelism(path, line, row["parallelism"])
     if par and count is not None and math.prod(par.values()) != count:
@@ -123,24 +119,13 @@ def _parse_row(path: Path, line: int, row: dict[str, str], accelerators: dict, m
             f"{where(path, line, 'parallelism')}: degrees {row['parallelism']!r} multiply to "
             f"{math.prod(par.values())}, but accelerator_count is {count}"
         )
-    model = req("model")
-    if model not in models:
-        raise UserError(
-            f"{where(path, line, 'model')}: unknown model preset {model!r} (add it to data/models.csv with its "
-            f"config's source); known: {', '.join(models)}"
-        )
-    dtype = req("dtype")
-    if dtype not in DTYPES:
-        raise UserError(f"{where(path, line, 'dtype')}: unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
+    model = _sheet.one_of(path, line, "model", req("model"), models, "model preset",
+                          "add it to data/models.csv with its config's source")
+    dtype = _sheet.one_of(path, line, "dtype", req("dtype"), DTYPES, "dtype")
     weights = row["weights"]
-    if weights and weights not in WEIGHTS:
-        raise UserError(
-            f"{where(path, line, 'weights')}: unknown weight format {weights!r}; known: {', '.join(WEIGHTS)} "
-            f"(empty = weights in the dtype)"
-        )
-    phase = req("phase")
-    if phase not in PHASES:
-        raise UserError(f"{where(path, line, 'phase')}: unknown phase {phase!r}; known: {', '.join(PHASES)}")
+    if weights:
+        _sheet.one_of(path, line, "weights", weights, WEIGHTS, "weight format", "empty = weights in the dtype")
+    phase = _sheet.one_of(path, line, "phase", req("phase"), PHASES, "phase")
     ints = {f: _whole(path, line, f, row[f]) for f in _INT_FIELDS}
     rate = row["request_rate_per_s"]
     rate_per_s = _sheet.positive_number(path, line, "request_rate_per_s", rate) if rate else None
