@@ -4,9 +4,11 @@ planted. Tests reach the helpers through the ``plant`` fixture."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,14 @@ from llmecon.records.schema import MIN_ENERGY_WINDOW_S
 from llmecon.vocab import CONVENTIONS
 
 DATA = Path(__file__).parent / "data"
+
+# Synthetic published points (calibration/published_points.py), importable by any test as
+# ``llmecon_test_published_points``: the suite imports test files with --import-mode=importlib, so a helper module
+# is registered here.
+_spec = importlib.util.spec_from_file_location("llmecon_test_published_points",
+                                               Path(__file__).parent / "calibration" / "published_points.py")
+sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sys.modules[_spec.name])
 ENV = {"python": "3.11", "tool_version": "test", "torch": None, "git_sha": None, "git_dirty": None,
        "unavailable": {"torch": "fixture"}}
 

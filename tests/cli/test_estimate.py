@@ -178,7 +178,8 @@ def test_cli_estimate_calibration_elsewhere_asks_for_the_option_not_the_keyword(
     (["--usd-per-hour", "2", "--mfu", "nan"], "--mfu must be a fraction or a percentage"),
     (["--usd-per-hour", "2", "--mfu", "150%"], r"--mfu must be in \(0, 1\], got 1.5"),
     (["--usd-per-hour", "2", "--mfu", "-0.3"], "--mfu must be > 0"),
-    (["--usd-per-hour", "2"], "--mfu is required"),
+    (["--usd-per-hour", "2", "--engine", "nosuch"], "no published calibration for engine .nosuch."),
+    (["--usd-per-hour", "2", "--mfu", "0.3", "--engine", "torchtitan"], "--engine picks a published reference"),
     (["--usd-per-hour", "-2", "--mfu", "0.3"], "--usd-per-hour must be > 0"),
     (["--usd-per-hour", "0", "--mfu", "0.3"], "--usd-per-hour must be > 0"),
     (["--usd-per-hour", "NaN", "--mfu", "0.3"], "--usd-per-hour must be finite"),
@@ -227,7 +228,7 @@ def test_cli_estimate_inference_bad_input(extra, pattern):
     (TRAIN + ["--tokens", "1T", "--usd-per-hour", "2", "--mfu", ".4", "--batch-size", "-1"],
      "--batch-size must be > 0"),
     (TRAIN + ["--tokens", "1T", "--usd-per-hour", "2", "--mfu", ".4", "--usd-per-kwh", ".1"], "no TDP for tpu-v4.*--tdp-w"),
-    (TRAIN + ["--tokens", "1T", "--usd-per-hour", "2"], "--mfu is required"),
+    (TRAIN + ["--tokens", "1T", "--usd-per-hour", "2", "--engine", "nosuch"], "no published calibration for engine"),
     (TRAIN + ["--tokens", "1T", "--usd-per-hour", "2", "--mfu", ".4", "--transfer"],
      "--transfer only applies with --calibration"),
     # click's own usage errors are one line too

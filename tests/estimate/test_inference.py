@@ -100,7 +100,7 @@ def test_inference_context_counts_only_in_conventions_with_attention():
     ({"mfu": "nan"}, "--mfu must be a fraction or a percentage"),
     ({"mfu": float("nan")}, "--mfu must be finite"),
     ({"mfu": "-0.3"}, "--mfu must be > 0"),
-    ({"mfu": None}, "--mfu is required"),
+    ({"mfu": None, "engine": "nosuch"}, "no published calibration for engine"),
     ({"price": None, "usd_per_hour": "-2"}, "--usd-per-hour must be > 0"),
     ({"price": None, "usd_per_hour": "0"}, "--usd-per-hour must be > 0"),
     ({"price": None, "usd_per_hour": "NaN"}, "--usd-per-hour must be finite"),

@@ -93,7 +93,7 @@ def test_training_a_sequence_beyond_the_model_is_priced_but_noted():
     ({"tokens": "1e"}, "--tokens"),
     ({"tokens": "B"}, "--tokens"),
     ({"mfu": "1.5"}, r"--mfu must be in \(0, 1\]"),
-    ({"mfu": None}, "--mfu is required"),
+    ({"mfu": None, "engine": "nosuch"}, "no published calibration for engine"),
     ({"num_accelerators": "0"}, "--num-accelerators must be > 0"),
     ({"num_accelerators": "2.5"}, "--num-accelerators must be a whole number"),
     ({"num_accelerators": 2.5}, "--num-accelerators must be a whole number"),

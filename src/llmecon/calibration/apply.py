@@ -29,10 +29,11 @@ def find_fit(calib: Calibration, hardware: str, dtype: str, phase: str, *, trans
              source: str | None = None) -> tuple[Fit, StepModel, str]:
     """(fit, the StepModel to predict with, a label saying where the numbers come from)."""
     own = [f for f in calib.fits if f.matches(hardware)]
+    basis = f"published {calib.engine} points" if calib.basis == "published" else "calibrated"
     if own:
         for f in own:
             if f.dtype == dtype and f.phase == phase:
-                return f, f.step_model(), f"calibrated on {f.hardware} ({f.dtype} {phase})"
+                return f, f.step_model(), f"{basis} on {f.hardware} ({f.dtype} {phase})"
         raise UserError(f"the calibration has no {dtype} {phase} fit for {hardware}; it has: {calib.summary()}")
     if not transfer:
         raise calib.needs_transfer(hardware)
@@ -50,7 +51,8 @@ def find_fit(calib: Calibration, hardware: str, dtype: str, phase: str, *, trans
         raise UserError(f"{hardware} has no dense {dtype} peak in the hardware sheet: cannot transfer to it")
     model = StepModel(src.eta_compute, src.eta_memory, src.t0_s, float(peak), float(acc.memory_bytes_per_s),
                       src.tau_s_per_layer)
-    return src, model, f"transferred from {src.hardware} ({src.dtype} {phase}) to {hardware} {dtype}"
+    origin = f"{basis} on {src.hardware}" if calib.basis == "published" else src.hardware
+    return src, model, f"transferred from {origin} ({src.dtype} {phase}) to {hardware} {dtype}"
 
 
 def predict_detail(calib: Calibration, hardware: str, dtype: str, phase: str, flops_per_step: float,

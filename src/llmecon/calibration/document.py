@@ -9,7 +9,9 @@ else in one line naming the field.
 Schema 2 (llmecon 0.2): as schema 1, with ``refused`` entries holding only what a refusal needs.
 Schema 3: a fit may carry a per-layer overhead ``tau_s_per_layer`` (the term ``overhead_per_layer``), the
 measured depths ``range.layers``, and a second held-out error ``heldout_by_model`` (leave-one-model-out,
-when the fit has two or more models). Schema 1 and 2 files are read as schema 3 files without those: no
+when the fit has two or more models). A calibration fitted from published measurements (calibration.published) says so: ``basis`` "published", its
+``engine``, and each fit's ``sources``; run_ids are then the ids of the sheet's points. Files without those fields
+are measured ones. Schema 1 and 2 files are read as schema 3 files without those: no
 per-layer overhead (τ = 0, the overhead is t0 whatever the depth, which is what those files fitted) and
 no leave-one-model-out error.
 """
@@ -84,6 +86,7 @@ class Fit(Strict):
     models: list[str]
     forced: bool = False
     warnings: list[str] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)   # published fits: the addresses of their points' sources
 
     @model_validator(mode="after")
     def _terms(self):
@@ -143,6 +146,8 @@ class Calibration(Strict):
     created_utc: str = Field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     tool_version: str = __version__
     flop_convention: Literal["article", "non_embedding", "causal", "executed"]
+    basis: Literal["measured", "published"] = "measured"   # published: fitted on others' published points
+    engine: str | None = None                               # published: the engine whose points these are
     model: str = MODEL_TEXT
     max_heldout_error: PositiveFloat
     provenance: Provenance

@@ -23,6 +23,7 @@ COMMANDS = {
     "results": ("llmecon.cli.results", "Look at measured runs (written by `llmecon bench`)."),
     "calibrate": ("llmecon.cli.calibrate", "Fit time per step = F/(P·η_compute) + B/(W·η_memory) + t0 + L·τ per "
                                            "(hardware, dtype, phase)."),
+    "calibrations": ("llmecon.cli.calibrations", "List calibrations: the published references built in, and yours."),
     "compare": ("llmecon.cli.compare", "Compare NEW against BASE (run folders or folders of runs), "
                                        "configuration by configuration."),
     "report": ("llmecon.cli.report", "Write OUTPUT/index.html: figures and tables about measured runs."),

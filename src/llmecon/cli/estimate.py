@@ -38,6 +38,9 @@ def _options(fn):
         click.option("--calibration", type=click.Path(dir_okay=False), metavar="FILE",
                      help="Calibration file (`llmecon calibrate`): the utilization predicted at this workload's phase, "
                           "batch and context replaces --mfu."),
+        click.option("--engine", metavar="E",
+                     help="Without --mfu or --calibration: whose published measurements to use (`llmecon "
+                          "calibrations`) [default: the engine with the most points for the accelerator]."),
         click.option("--transfer", is_flag=True,
                      help="Apply the calibration to another accelerator than the one measured (labelled)."),
         click.option("--json", "as_json", is_flag=True, help="Print JSON (raw SI/USD values) instead of tables."),
@@ -56,8 +59,9 @@ def _given(options: dict) -> dict:
 def estimate() -> None:
     """Price inference or training of a model on an accelerator.
 
-    At a flat utilization (--mfu, the article's way) or at the efficiency a calibration predicts for this
-    phase, batch and context (--calibration FILE).
+    At a flat utilization (--mfu, the article's way), at the efficiency a calibration predicts for this
+    phase, batch and context (--calibration FILE), or, with neither, at the efficiency published
+    measurements predict (a reference calibration labelled `published`, see `llmecon calibrations`).
 
     \b
     Examples (the article's GPT-3 figures, docs/article.md §3.3-3.4):
@@ -96,7 +100,7 @@ def inference(as_json: bool, **options) -> None:
         echo_json(out)
         return
     what = f"{out['phase']}, batch {out['batch_size']:,}, context {out['context_len']:,}" \
-        if out["basis"] == "calibrated" else f"context {out['context_len']:,}"
+        if out["basis"] != "flat" else f"context {out['context_len']:,}"
     results = [("accelerator-seconds / 1K tokens", f"{number(out['seconds_per_1k_tokens'])} s"),
                ("tokens/s per accelerator", number(out["tokens_per_s_per_accelerator"])),
                ("$ / 1K tokens", usd(out["usd_per_1k_tokens"])), ("$ / 1M tokens", usd(out["usd_per_1m_tokens"]))]
@@ -107,7 +111,7 @@ def inference(as_json: bool, **options) -> None:
                "$/1K tokens = seconds/1K tokens / 3,600 x $/accelerator-hour",
                f"= {si(out['flops_per_token'] * 1e3, 'FLOP')} / ({si(out['peak_flops_per_s'], 'FLOP/s')} x "
                f"{number(out['mfu'])}) / 3,600 x {number(out['usd_per_accelerator_hour'])}"]
-    _print(f"inference{' (calibrated)' if out['basis'] == 'calibrated' else ''}", out, what, formula, results)
+    _print(f"inference{_basis(out)}", out, what, formula, results)
 
 
 @estimate.command("training")
@@ -141,7 +145,7 @@ def training(as_json: bool, **options) -> None:
         echo_json(out)
         return
     what = f"{si(out['tokens'])} tokens ({out['tokens_source']}), seq len {out['seq_len']:,}"
-    if out["basis"] == "calibrated":
+    if out["basis"] != "flat":
         what += f", steps of batch {out['batch_size']:,} per accelerator"
     results = [("training FLOPs", f"{si(out['flops_total'], 'FLOP')} ({out['convention']})"),
                ("accelerator-hours", number(out["accelerator_hours"])), ("$ total", usd(out["usd_total"])),
@@ -155,7 +159,11 @@ def training(as_json: bool, **options) -> None:
                "$ = accelerator-hours x $/accelerator-hour; days = accelerator-hours / K / 24",
                f"= {si(out['flops_total'], 'FLOP')} / ({si(out['peak_flops_per_s'], 'FLOP/s')} x "
                f"{number(out['mfu'])}) / 3,600 x {number(out['usd_per_accelerator_hour'])}"]
-    _print(f"training{' (calibrated)' if out['basis'] == 'calibrated' else ''}", out, what, formula, results)
+    _print(f"training{_basis(out)}", out, what, formula, results)
+
+
+def _basis(out: dict) -> str:
+    return {"flat": "", "calibrated": " (calibrated)", "published": " (published reference)"}[out["basis"]]
 
 
 def _heldout(out: dict) -> str:
@@ -172,9 +180,14 @@ def _print(title: str, out: dict, workload: str, formula: list[str], results: li
     inputs = [("model", f"{out['model']} ({si(out['params_total'], 'params')})"), ("workload", workload),
               ("accelerator", f"{out['hardware_id']}: {si(out['peak_flops_per_s'], 'FLOP/s')} dense {out['dtype']}"
                               + (f" ({out['peak_source'].replace('_', ' ')})" if out.get("peak_source") else ""))]
-    if out["basis"] == "calibrated":
+    if out["basis"] == "published":
+        inputs += [("published reference", out["reference"]),
+                   *((f"source {i}", s) for i, s in enumerate(out["sources"], 1)),
+                   ("held-out error of the fit", _heldout(out))]
+    elif out["basis"] == "calibrated":
         inputs += [("calibration", f"{out['calibration']} ({out['mfu_source']})"),
                    ("held-out error of the fit", _heldout(out))]
+    if out["basis"] != "flat":
         overhead = "overhead" + (f" (t0 + {out['layers']} layers x {si(out['tau_s_per_layer'], 's')})"
                                  if out.get("tau_s_per_layer") else "")
         terms = ", ".join(f"{overhead if k == 'overhead' else k} {si(v, 's')}" for k, v in out["terms_s"].items()

@@ -33,7 +33,7 @@ def estimate_inference(model, *, hardware: str | None = None, price: str | None 
                        mfu=None, dtype: str | None = None, convention: str | None = None, usd_per_kwh=None,
                        pue=inputs.DEFAULT_PUE, tdp_w=None, calibration=None, transfer: bool = False,
                        context_len=DEFAULT_CONTEXT_LEN, batch_size=DEFAULT_BATCH_SIZE,
-                       phase: str = DEFAULT_PHASE) -> dict:
+                       phase: str = DEFAULT_PHASE, engine: str | None = None) -> dict:
     """Seconds and $ per 1K / 1M tokens and tokens/s per accelerator, as `llmecon estimate inference --json`.
 
     Flat, the article's way (GPT-3 on a p4d A100 at 21.3 %: $0.0035 per 1K tokens):
@@ -43,7 +43,9 @@ def estimate_inference(model, *, hardware: str | None = None, price: str | None 
     0.0035
 
     With ``calibration`` (a file or a Calibration), the utilization is predicted at this phase, batch and
-    context instead; ``transfer=True`` applies it to an accelerator other than the one measured.
+    context instead; ``transfer=True`` applies it to an accelerator other than the one measured. With neither
+    ``mfu`` nor ``calibration``, the published reference calibration for the accelerator predicts it
+    (calibration.reference; ``engine`` picks whose points), and the result says which.
     """
     shape = inputs.model_shape(model)
     calib = inputs.calibration(calibration)
@@ -52,7 +54,13 @@ def estimate_inference(model, *, hardware: str | None = None, price: str | None 
     conv = inputs.convention(convention, calib)
     if phase not in ("decode", "prefill"):
         raise UserError(f"--phase must be decode or prefill, got {phase!r}")
-    inputs.check_basis(calib, mfu, transfer, hardware)
+    inputs.check_basis(calib, mfu, transfer, hardware, engine)
+    if calib is None and mfu is None:
+        ref = inputs.published(hardware, phase, dtype, engine)
+        out = _calibrated(shape, ref.calibration, ref.calibration, hardware, price, usd_per_hour, dtype, usd_per_kwh,
+                          pue, tdp_w, ref.transferred, phase, batch, context)
+        return out | {"basis": "published", "calibration": f"published ({ref.engine})",
+                      **inputs.published_fields(ref), "notes": [inputs.PUBLISHED_NOTE, *out["notes"]]}
     if calib is None:
         if phase != "decode":
             raise UserError("--phase prefill needs --calibration FILE (a flat --mfu prices every token alike)")
@@ -78,6 +86,7 @@ def _flat(shape, accelerator, price_id, usd_per_hour, mfu, dtype, conv, usd_per_
         "dtype_source": dtype_source, "convention": conv, "params_total": shape.params_total,
         "flops_per_token": flops_per_token, "context_len": context, "peak_flops_per_s": peak, "mfu": utilization,
         "mfu_source": "flat --mfu", "usd_per_accelerator_hour": usd_hour, "price": price_info, **result,
+        "tokens_per_s": result["tokens_per_s_per_accelerator"],
         **inputs.energy_fields(energy, "_per_1k_tokens"), "notes": notes,
     }
 
@@ -104,6 +113,7 @@ def _calibrated(shape, calib, source, hardware, price_id, usd_per_hour, dtype, u
         "extrapolated": pred["extrapolated"], **heldout_fields(pred),
         "calibration": "(in memory)" if isinstance(source, Calibration) else str(source),
         "usd_per_accelerator_hour": usd_hour, "price": price_info, **result,
+        "tokens_per_s": result["tokens_per_s_per_accelerator"],
         **inputs.energy_fields(energy, "_per_1k_tokens"), "notes": calibrated_notes(pred, dtype, dtype_source, energy),
     }
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from llmecon.calibration import reference
 from llmecon.calibration.document import Calibration
+from llmecon.calibration.reference import Reference
 from llmecon.costmodel import estimate as formulas
 from llmecon.costmodel.architecture import ModelShape
 from llmecon.costmodel.presets import load_model_shape
@@ -19,6 +21,9 @@ from llmecon.vocab import CONVENTIONS, DTYPES
 
 DEFAULT_DTYPE = "bf16"
 DEFAULT_PUE = 1.0
+PUBLISHED_NOTE = ("Published reference: the step-time model fitted on measurements others published (their engine, "
+                  "settings and rounding; `sources`), not on your machine; `llmecon bench` and `llmecon calibrate` "
+                  "measure your own. Held-out errors are of the published points.")
 
 
 def model_shape(model) -> ModelShape:
@@ -34,8 +39,9 @@ def calibration(value) -> Calibration | None:
     return Calibration.load(value)
 
 
-def check_basis(calib: Calibration | None, mfu, transfer: bool, hardware: str | None) -> None:
-    """A flat estimate needs --hardware and --mfu and takes no --transfer; a calibrated one takes no --mfu."""
+def check_basis(calib: Calibration | None, mfu, transfer: bool, hardware: str | None, engine: str | None = None) -> None:
+    """A flat or a published estimate needs --hardware and takes no --transfer; a calibrated one takes no --mfu;
+    --engine picks a published reference, so it takes neither."""
     if calib is None:
         if transfer:
             raise UserError("--transfer only applies with --calibration FILE")
@@ -43,6 +49,20 @@ def check_basis(calib: Calibration | None, mfu, transfer: bool, hardware: str | 
             raise UserError("--hardware is required (or --calibration FILE, whose accelerator is then the default)")
     elif mfu is not None:
         raise UserError("--mfu and --calibration do not go together: the calibration gives the utilization")
+    if engine is not None and (calib is not None or mfu is not None):
+        raise UserError("--engine picks a published reference calibration: it does not go with --mfu or "
+                        "--calibration")
+
+
+def published(hardware: str, phase: str, dtype: str | None, engine: str | None) -> Reference:
+    """The published reference for an estimate given neither --mfu nor --calibration (calibration.reference)."""
+    return reference.choose(hardware, phase, dtype=dtype, engine=engine, preferred_dtype=DEFAULT_DTYPE)
+
+
+def published_fields(ref: Reference) -> dict:
+    """What a published estimate says of its basis: the engine, the fit's points and their sources."""
+    return {"engine": ref.engine, "reference": ref.describe(), "points": ref.fit.n_rows,
+            "point_ids": list(ref.fit.run_ids), "sources": list(ref.fit.sources)}
 
 
 def peak(accelerator: Accelerator, dtype: str) -> float:
@@ -80,7 +100,7 @@ def price(price_id: str | None, usd_per_hour, accelerator: Accelerator | None, h
 def flat_mfu(mfu, phase: str) -> float:
     """The flat utilization of an estimate without a calibration: ``--mfu`` in (0, 1], as a fraction or a
     percentage ('0.213' or '21.3%')."""
-    if mfu is None:
+    if mfu is None:   # an estimate without either goes to a published reference before it gets here
         raise UserError(f"--mfu is required without --calibration (the {phase} utilization in (0, 1], e.g. 21.3%; "
                         "the article used 21.3% for inference, 46.2% for training)")
     return require_fraction("--mfu", parse_fraction("--mfu", mfu))

@@ -31,7 +31,8 @@ def estimate_training(model, *, tokens=None, hardware: str | None = None, price:
                       usd_per_hour=None, mfu=None, dtype: str | None = None, convention: str | None = None,
                       usd_per_kwh=None, pue=inputs.DEFAULT_PUE, tdp_w=None, calibration=None, transfer: bool = False,
                       num_accelerators=DEFAULT_NUM_ACCELERATORS, seq_len=DEFAULT_SEQ_LEN,
-                      bytes_per_param=DEFAULT_BYTES_PER_PARAM, batch_size=DEFAULT_BATCH_SIZE) -> dict:
+                      bytes_per_param=DEFAULT_BYTES_PER_PARAM, batch_size=DEFAULT_BATCH_SIZE,
+                      engine: str | None = None) -> dict:
     """Accelerator-hours, $, wall-clock days and the fewest accelerators that hold the training state, as
     `llmecon estimate training --json`.
 
@@ -42,10 +43,15 @@ def estimate_training(model, *, tokens=None, hardware: str | None = None, price:
     1.4
 
     ``tokens`` defaults to the preset's published count. With ``calibration`` the step time is predicted at
-    ``batch_size`` x ``seq_len`` tokens per accelerator instead of a flat utilization.
+    ``batch_size`` x ``seq_len`` tokens per accelerator instead of a flat utilization; with neither ``mfu`` nor
+    ``calibration``, by the published reference calibration for the accelerator (``engine`` picks whose points).
     """
     shape = inputs.model_shape(model)
     calib = inputs.calibration(calibration)
+    inputs.check_basis(calib, mfu, transfer, hardware, engine)
+    ref = inputs.published(hardware, "train", dtype, engine) if calib is None and mfu is None else None
+    if ref is not None:
+        calib, calibration, transfer = ref.calibration, ref.calibration, ref.transferred
     conv = inputs.convention(convention, calib)
     if tokens is None:
         if not shape.training_tokens:
@@ -60,7 +66,6 @@ def estimate_training(model, *, tokens=None, hardware: str | None = None, price:
     common = {"model": shape.name, "params_total": shape.params_total, "tokens": n_tokens,
               "tokens_source": tokens_source, "seq_len": length, "num_accelerators": k,
               "state_bytes": float(state["total_bytes"]), "bytes_per_param": state["bytes_per_param"]}
-    inputs.check_basis(calib, mfu, transfer, hardware)
     if calib is None:
         accelerator = get_accelerator(hardware)
         dtype, dtype_source = inputs.dtype(dtype, None, accelerator.id, "train", False)
@@ -91,6 +96,9 @@ def estimate_training(model, *, tokens=None, hardware: str | None = None, price:
                "extrapolated": pred["extrapolated"], **heldout_fields(pred),
                "calibration": "(in memory)" if isinstance(calibration, Calibration) else str(calibration)}
         notes = [*calibrated_notes(pred, dtype, dtype_source, None), SCALING_NOTE]
+        if ref is not None:
+            out |= {"basis": "published", "calibration": f"published ({ref.engine})", **inputs.published_fields(ref)}
+            notes = [inputs.PUBLISHED_NOTE, *notes]
     memory = accelerator.memory_bytes if accelerator is not None else None
     result = formulas.training_cost(flops_total, peak, utilization, usd_hour, num_accelerators=k,
                                     state_bytes=common["state_bytes"] if memory else None, memory_bytes=memory)
