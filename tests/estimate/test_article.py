@@ -6,7 +6,11 @@ import pytest
 
 from llmecon.calibration.fit import fit_calibration
 from llmecon.errors import UserError
+from llmecon.calibration import reference
+from llmecon.calibration.published import write_shipped
 from llmecon.estimate.article import article, calibrated_article
+
+from llmecon_test_published_points import decode_point, sheet
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +25,7 @@ def test_article_calibrated_needs_transfer_from_another_device(cpu_calib):
 
 def test_article_calibrated_tables_keep_the_article_formula(cpu_calib):
     doc = calibrated_article(cpu_calib, transfer=True)
-    assert {t["key"] for t in doc["tables"]} == {"inference", "training"}
+    assert {t["key"] for t in doc["tables"]} == {"inference", "training", "training_a100"}
     aws = next(r for t in doc["tables"] for r in t["rows"] if r["key"] == "inference.aws.usd_per_1k_tokens")
     assert aws["article"] == pytest.approx(0.0035, rel=0.01) and aws["transferred"]   # docs/article.md §3.3
     # only the utilization changes: the article's $ x its MFU / the calibrated MFU
@@ -35,3 +39,35 @@ def test_article_document_matches_the_cli_json(cpu_calib):
     with pytest.raises(UserError, match="--transfer only applies with --calibration"):
         article(transfer=True)
     assert article(cpu_calib, transfer=True)["calibrated"]["tables"]
+
+
+def test_article_a100_training_prices_the_article_formula_at_1024_a100s(cpu_calib):
+    doc = calibrated_article(cpu_calib, transfer=True)
+    rows = {r["key"]: r for t in doc["tables"] if t["key"] == "training_a100" for r in t["rows"]}
+    days, usd = rows["training_a100.gpt3.wall_clock_days"], rows["training_a100.gpt3.usd_total"]
+    # 6 x 175e9 x 300e9 FLOPs / (312e12 x 46.2 %) / 1024 A100s / 86,400 s = 24.7 days; x $19.22 / 8 per A100-hour
+    assert days["article"] == pytest.approx(6 * 175e9 * 300e9 / (312e12 * 0.462) / 1024 / 86400)
+    assert usd["article"] == pytest.approx(days["article"] * 24 * 1024 * 19.22 / 8)
+    assert days["calibrated"] == pytest.approx(days["article"] * 0.462 / days["mfu_calibrated"])
+
+
+@pytest.fixture
+def published_refs(tmp_path, monkeypatch):
+    points = [decode_point(b, c) for b, c in ((1, 128), (8, 1024), (32, 2048), (64, 4096))]
+    points += [{"phase": "train", "accelerator_count": 8, "batch_size": b, "seq_len": s, "value": v, "unit": "%MFU"}
+               for b, s, v in ((16, 4096, 40), (32, 8192, 42), (64, 2048, 38))]
+    monkeypatch.setenv(reference.ENV_VAR, str(write_shipped(tmp_path / "refs.json", [sheet(tmp_path, points)])))
+
+
+def test_article_at_published_efficiency_labels_every_row_and_lists_the_sources(published_refs):
+    doc = article("published")["calibrated"]
+    assert {t["key"] for t in doc["tables"]} == {"inference", "training", "training_a100"} and not doc["skipped"]
+    rows = [r for t in doc["tables"] for r in t["rows"]]
+    assert all(r["source"].startswith("published ") and r["transferred"] and r["sources"] for r in rows)
+    inference = [r for t in doc["tables"] if t["key"] == "inference" for r in t["rows"]]
+    assert all(r["source"].startswith("published synthetic-engine points on h100-sxm") for r in inference)
+    assert doc["calibration"]["basis"] == "published" and "https://example.org/a" in doc["calibration"]["sources"]
+    gpt3 = [p for p in doc["published_mfu"] if p["model"] == "GPT-3"]
+    assert gpt3 and gpt3[0]["mfu"] == pytest.approx(0.514) and gpt3[0]["engine"] == "megatron-lm"
+    with pytest.raises(UserError, match="--transfer does not go with --calibration published"):
+        article("published", transfer=True)

@@ -107,17 +107,35 @@ def print_calibrated_article(doc: dict) -> None:
     for t in doc["tables"]:
         rows = [(r["label"], quantity(r["article"], r["unit"]), quantity(r["calibrated"], r["unit"]),
                  f"{r['difference']:+.1%}", f"{pct(r['mfu_article'])} → {pct(r['mfu_calibrated'])}", r["regime"],
-                 "transferred" if r["transferred"] else "measured") for r in t["rows"]]
+                 _basis(doc["calibration"]["basis"], r["transferred"])) for r in t["rows"]]
         caption = "Calibrated MFU in the article's FLOP count (2N / 6N). " + " ".join(
             f"{line}." for line in describe_source(t["rows"]))
         out.print(table(t["title"], ["figure", "article", "calibrated", "difference", "MFU", "regime", "basis"], rows,
                         caption=caption))
         out.print()
     a = doc["assumptions"]
-    out.print(f"Calibrated from runs {', '.join(doc['calibration']['run_ids'])} on "
-              f"{', '.join(doc['calibration']['device_names'])}; {a['note']}.")
+    if doc["calibration"]["basis"] == "published":
+        out.print(f"Published reference calibrations (`llmecon calibrations`); {a['note']}. Sources:")
+        for source in doc["calibration"]["sources"]:
+            out.print(f"  {source}", soft_wrap=True)
+        if doc.get("published_mfu"):
+            out.print()
+            out.print(table("Published MFU of the article's models (single points, beside its 46.2%)",
+                            ["model", "accelerator", "count", "MFU", "engine", "source"],
+                            [(r["model"], r["accelerator"], r["accelerators"], pct(r["mfu"]), r["engine"], r["source"])
+                             for r in doc["published_mfu"]]))
+    else:
+        out.print(f"Calibrated from runs {', '.join(doc['calibration']['run_ids'])} on "
+                  f"{', '.join(doc['calibration']['device_names'])}; {a['note']}.")
     for reason in doc["skipped"]:
         warn(f"not calibrated: {reason}")
+
+
+def _basis(basis: str, transferred: bool) -> str:
+    """'measured', 'transferred', 'published' or 'published, transferred'."""
+    if basis == "published":
+        return "published, transferred" if transferred else "published"
+    return "transferred" if transferred else "measured"
 
 
 def _known(value) -> bool:

@@ -14,8 +14,9 @@ _AGREES = {True: "✓", False: "≠", None: ""}
 
 @click.command("article")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: raw values in USD, FLOPs, bytes, hours.")
-@click.option("--calibration", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Also print the inference and training tables at the efficiency this calibration predicts.")
+@click.option("--calibration", type=click.Path(dir_okay=False), metavar="FILE|published",
+              help="Also print the inference and training tables at the efficiency this calibration predicts; "
+                   "'published': at the published reference calibrations' (`llmecon calibrations`).")
 @click.option("--transfer", is_flag=True,
               help="With --calibration: apply it to the article's A100 and TPU v4 though it was measured elsewhere.")
 def article(as_json: bool, calibration: str | None, transfer: bool) -> None:
@@ -31,6 +32,7 @@ def article(as_json: bool, calibration: str | None, transfer: bool) -> None:
       llmecon article
       llmecon article --json
       llmecon article --calibration calibration.json --transfer
+      llmecon article --calibration published
     """
     doc = reproduce(calibration, transfer=transfer)
     if as_json:

@@ -21,9 +21,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from llmecon.calibration import reference
 from llmecon.calibration.apply import predict_workload
 from llmecon.calibration.document import Calibration
 from llmecon.costmodel.presets import load_model_shape
+from llmecon.costmodel.published import load_published
+from llmecon.costmodel import estimate as formulas
 from llmecon.costmodel.article import reproduce_article
 from llmecon.costmodel.estimate import achieved_utilization, utilization_problem
 from llmecon.errors import UserError
@@ -34,6 +37,8 @@ INFERENCE_TARGETS = (("aws", "a100-sxm4-40gb", "a100_peak_flops_per_s", "AWS A10
 TRAINED = (("gpt3", "gpt3-175b", "GPT-3"), ("gopher", "gopher-280b", "Gopher"), ("mt_nlg", "mt-nlg-530b", "MT-NLG"),
            ("palm", "palm-540b", "PaLM"), ("chinchilla", "chinchilla-70b", "Chinchilla"))
 TRAINING_TARGET = ("tpu-v4", "tpu_v4_peak_flops_per_s")
+A100_TRAINING = ("a100-sxm4-40gb", "A100 (1024)")
+PUBLISHED = "published"   # --calibration published: the published reference calibrations
 
 
 def _params(reproduction) -> dict[str, float]:
@@ -64,22 +69,64 @@ def _calibrated_mfu(est: dict, article_flops: float, article_peak: float, target
             "source": est["label"], "transferred": est["transferred"], "extrapolated": est["extrapolated"],
             "effective_mfu_calibration_convention": est["effective_mfu"],
             "heldout_median_rel_error": est["heldout_median_rel_error"],
-            "heldout_by_model_median_rel_error": est["heldout_by_model_median_rel_error"]}
+            "heldout_by_model_median_rel_error": est["heldout_by_model_median_rel_error"],
+            "sources": est.get("sources", [])}
 
 
-def calibrated_article(calib: Calibration, *, transfer: bool = False, dtype: str = "bf16", inference_batch: int = 16,
-                       context_len: int = 1024, train_batch: int = 8, train_seq_len: int = 2048) -> dict:
+def calibrated_article(calib: Calibration, *, transfer: bool = False, dtype: str = "bf16", **scenario) -> dict:
     """The article's inference and training figures at the article's MFU and at calibrated efficiency.
 
-    Returns {assumptions, tables: [{key, title, rows: [{key, label, unit, article, calibrated, difference,
-    mfu_article, mfu_calibrated, regime, source, transferred, ...}]}], skipped: [reasons]}; UserError if
-    no scenario could be calibrated."""
+    Returns {calibration, assumptions, tables: [{key, title, rows: [{key, label, unit, article, calibrated,
+    difference, mfu_article, mfu_calibrated, regime, source, transferred, ...}]}], basis, skipped: [reasons]};
+    UserError if no scenario could be calibrated. ``scenario``: inference_batch, context_len, train_batch,
+    train_seq_len, a100_count (see `_tables`)."""
     measured_on = sorted({f.hardware for f in calib.fits} | {f.hardware_id for f in calib.fits} - {None})
-    targets = [hw for _, hw, _, _ in INFERENCE_TARGETS] + [TRAINING_TARGET[0]]
+    targets = [hw for _, hw, _, _ in INFERENCE_TARGETS] + [TRAINING_TARGET[0], A100_TRAINING[0]]
     if not transfer and not set(targets) & set(measured_on):
         raise UserError(f"the calibration was measured on {', '.join(measured_on)}; the article's accelerators "
                         f"({', '.join(sorted(set(targets)))}) need --transfer (its efficiencies applied to their "
                         f"datasheet peaks, labelled as such)")
+
+    def predict(shape, phase, batch, length, hw):
+        return predict_workload(calib, shape, phase, batch, length, hardware=hw, dtype=dtype, transfer=transfer)
+
+    doc = _tables(predict, dtype, **scenario)
+    return {"calibration": {"basis": calib.basis, "flop_convention": calib.flop_convention,
+                            "run_ids": calib.provenance.run_ids, "device_names": calib.provenance.device_names},
+            **doc, "assumptions": doc["assumptions"] | {"transfer": transfer}}
+
+
+def published_article(*, dtype: str = "bf16", **scenario) -> dict:
+    """As `calibrated_article`, each accelerator at its published reference (calibration.reference: its own, or the
+    nearest one transferred), in that reference's dtype where ``dtype`` has none; rows carry the reference and its
+    sources."""
+    def predict(shape, phase, batch, length, hw):
+        ref = reference.choose(hw, phase, preferred_dtype=dtype)
+        est = predict_workload(ref.calibration, shape, phase, batch, length, hardware=hw, dtype=ref.dtype,
+                               transfer=ref.transferred)
+        return est | {"label": ref.describe(), "sources": list(ref.fit.sources), "dtype": ref.dtype}
+
+    doc = _tables(predict, dtype, **scenario)
+    sources = sorted({s for t in doc["tables"] for r in t["rows"] for s in r["sources"]})
+    return {"calibration": {"basis": "published", "sources": sources}, **doc, "published_mfu": published_mfu()}
+
+
+def published_mfu() -> list[dict]:
+    """The sheet's MFU points for the article's trained models, as published (a reference fit needs three shapes of
+    one engine, accelerator and dtype; these single points are shown beside the article's 46.2 % as they are)."""
+    models = {preset: name for _, preset, name in TRAINED}
+    return [{"model": models[m.model], "accelerator": m.accelerator_id, "accelerators": m.accelerator_count,
+             "mfu": m.value / 100, "engine": m.engine, "source": m.source, "note": m.note}
+            for m in load_published() if m.unit == "%MFU" and m.model in models]
+
+
+def _tables(predict, dtype: str, *, inference_batch: int = 16, context_len: int = 1024, train_batch: int = 8,
+            train_seq_len: int = 2048, a100_count: int = 1024) -> dict:
+    """The scenarios, each step predicted by ``predict(shape, phase, batch, length, hardware)`` (a predict_workload
+    dict): GPT-3 decoding at ``inference_batch`` x ``context_len`` on the article's A100 and TPU v4; the five models
+    trained in steps of ``train_batch`` x ``train_seq_len`` on TPU v4 (the article's table); GPT-3 trained on
+    ``a100_count`` A100s at the article's A100 price (not a table of the article: its method, on the chips GPT-3-era
+    runs used)."""
     base = reproduce_article()
     p = _params(base)
     skipped: list[str] = []
@@ -94,8 +141,7 @@ def calibrated_article(calib: Calibration, *, transfer: bool = False, dtype: str
 
     rows = []
     for short, hw, peak_key, name in INFERENCE_TARGETS:
-        est = attempt(lambda: predict_workload(calib, load_model_shape("gpt3-175b"), "decode", inference_batch,
-                                               context_len, hardware=hw, dtype=dtype, transfer=transfer),
+        est = attempt(lambda: predict(load_model_shape("gpt3-175b"), "decode", inference_batch, context_len, hw),
                       f"GPT-3 inference on {hw}")
         if est is None:
             continue
@@ -114,8 +160,8 @@ def calibrated_article(calib: Calibration, *, transfer: bool = False, dtype: str
     hw, peak_key = TRAINING_TARGET
     for short, preset, name in TRAINED:
         n = p[f"{short}_params"]
-        est = attempt(lambda: predict_workload(calib, load_model_shape(preset), "train", train_batch, train_seq_len,
-                                               hardware=hw, dtype=dtype, transfer=transfer), f"{name} training on {hw}")
+        est = attempt(lambda: predict(load_model_shape(preset), "train", train_batch, train_seq_len, hw),
+                      f"{name} training on {hw}")
         if est is None:
             continue
         article_flops = p["training_flops_per_param_per_token"] * n * train_batch * train_seq_len
@@ -128,21 +174,49 @@ def calibrated_article(calib: Calibration, *, transfer: bool = False, dtype: str
         tables.append({"key": "training", "rows": rows,
                        "title": f"Training cost on TPU v4: article (46.2% MFU) vs calibrated "
                                 f"(steps of {train_batch} x {train_seq_len:,} tokens, {dtype})"})
+    a100 = attempt(lambda: _a100_training(predict, p, a100_count, train_batch, train_seq_len, skipped),
+                   f"GPT-3 training on {A100_TRAINING[0]}")
+    if a100:
+        tables.append({"key": "training_a100", "rows": a100,
+                       "title": f"GPT-3 training on {a100_count:,} A100s at the article's A100 price: the article's "
+                                f"46.2% MFU vs calibrated (steps of {train_batch} x {train_seq_len:,} tokens)"})
     if not tables:
         raise UserError("no article scenario could be calibrated: " + "; ".join(skipped))
     return {
-        "calibration": {"flop_convention": calib.flop_convention, "run_ids": calib.provenance.run_ids,
-                        "device_names": calib.provenance.device_names},
-        "assumptions": {"dtype": dtype, "transfer": transfer,
+        "assumptions": {"dtype": dtype,
                         "inference": {"model": "gpt3-175b", "phase": "decode", "batch_size": inference_batch,
                                       "context_len": context_len},
                         "training": {"hardware": hw, "batch_size": train_batch, "seq_len": train_seq_len},
+                        "training_a100": {"hardware": A100_TRAINING[0], "accelerators": a100_count},
                         "note": "one accelerator doing all the work, as the article's accelerator-seconds; "
                                 "multi-chip communication not modelled"},
         "tables": tables,
         "basis": describe_source([r for t in tables for r in t["rows"]]),
         "skipped": skipped,
     }
+
+
+def _a100_training(predict, p: dict, count: int, batch: int, seq_len: int, skipped: list[str]) -> list[dict]:
+    """GPT-3's training FLOPs on ``count`` A100s at the article's p4d price per A100-hour: A100-hours, $ and days at
+    the article's 46.2 % and at the predicted MFU (the article's formula, costmodel.estimate.training_cost)."""
+    hw, name = A100_TRAINING
+    est = predict(load_model_shape("gpt3-175b"), "train", batch, seq_len, hw)
+    article_flops = p["training_flops_per_param_per_token"] * p["gpt3_params"] * batch * seq_len
+    info = _calibrated_mfu(est, article_flops, p["a100_peak_flops_per_s"], name, p["mfu_training"],
+                           f"GPT-3 training on {hw}", skipped)
+    if info is None:
+        return []
+    flops = p["training_flops_per_param_per_token"] * p["gpt3_params"] * p["gpt3_training_tokens"]
+    usd_hour = p["aws_p4d_usd_per_hour"] / p["aws_p4d_accelerators"]
+
+    def cost(mfu):
+        return formulas.training_cost(flops, p["a100_peak_flops_per_s"], mfu, usd_hour, num_accelerators=count)
+
+    article_run, run = cost(p["mfu_training"]), cost(info["mfu_calibrated"])
+    figures = (("accelerator_hours", "A100-hours", "h"), ("usd_total", "training cost", "USD"),
+               ("wall_clock_days", f"days on {count:,} A100s", "days"))
+    return [{"key": f"training_a100.gpt3.{k}", "label": f"GPT-3 {label}", "unit": unit, "article": article_run[k],
+             "calibrated": run[k], "difference": run[k] / article_run[k] - 1} | info for k, label, unit in figures]
 
 
 def describe_source(rows: list[dict[str, Any]]) -> list[str]:
@@ -162,7 +236,8 @@ def describe_source(rows: list[dict[str, Any]]) -> list[str]:
 def article(calibration=None, *, transfer: bool = False) -> dict:
     """The article's tables recomputed, each figure beside the article's printed one, as `llmecon article
     --json`; with a calibration (a file or a Calibration), also its inference and training tables at calibrated
-    efficiency under "calibrated" (``transfer=True`` to apply a calibration measured elsewhere).
+    efficiency under "calibrated" (``transfer=True`` to apply a calibration measured elsewhere); with
+    ``calibration="published"``, at the published reference calibrations' efficiency (`published_article`).
 
     >>> doc = article()
     >>> [f["printed_text"] for t in doc["tables"] for f in t["rows"] if f["key"] == "training.gpt3.usd"]
@@ -173,4 +248,9 @@ def article(calibration=None, *, transfer: bool = False) -> dict:
         if transfer:
             raise UserError("--transfer only applies with --calibration FILE")
         return doc
+    if calibration == PUBLISHED:
+        if transfer:
+            raise UserError("--transfer does not go with --calibration published: each accelerator takes its own "
+                            "published reference, or the nearest one transferred and labelled")
+        return doc | {"calibrated": published_article()}
     return doc | {"calibrated": calibrated_article(inputs.calibration(calibration), transfer=transfer)}
