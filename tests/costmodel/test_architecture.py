@@ -97,7 +97,7 @@ def test_arch_active_params_mixtral():
 @pytest.mark.parametrize("name, published", [
     ("gpt3-175b", 175e9), ("gopher-280b", 280e9), ("mt-nlg-530b", 530e9), ("palm-540b", 540e9),
     ("chinchilla-70b", 70e9), ("gpt2", 124e6), ("gpt2-xl", 1.56e9), ("llama-2-7b", 6.74e9), ("llama-2-70b", 69e9),
-    ("llama-3-8b", 8.03e9), ("llama-3.2-1b", 1.24e9), ("mistral-7b", 7.25e9), ("qwen2.5-0.5b", 0.494e9),
+    ("llama-3-8b", 8.03e9), ("llama-3-405b", 405e9), ("llama-3.2-1b", 1.24e9), ("mistral-7b", 7.25e9), ("qwen2.5-0.5b", 0.494e9),
     ("qwen2.5-7b", 7.62e9), ("gemma-2b", 2.51e9), ("phi-3-mini", 3.82e9), ("pythia-1b", 1.01e9),
     ("opt-1.3b", 1.3e9),
 ])

@@ -19,7 +19,7 @@ def count_params(model) -> int:
 def test_presets_required_presets_present():
     need = {"gpt3-175b", "gopher-280b", "mt-nlg-530b", "palm-540b", "chinchilla-70b", "gpt2", "gpt2-medium",
             "gpt2-large", "gpt2-xl", "llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3-8b", "llama-3-70b",
-            "llama-3.2-1b", "mistral-7b", "mixtral-8x7b", "qwen2.5-0.5b", "qwen2.5-7b", "tiny"}
+            "llama-3-405b", "llama-3.2-1b", "mistral-7b", "mixtral-8x7b", "qwen2.5-0.5b", "qwen2.5-7b", "tiny"}
     assert need <= set(list_presets())
 
 

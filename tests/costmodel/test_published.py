@@ -109,6 +109,53 @@ def test_published_serve_point_needs_its_lengths(tmp_path):
         mine(tmp_path, phase="serve", batch_size="", output_len="")
 
 
+GENERATE = {"phase": "generate", "unit": "tokens/s/accelerator", "batch_size": "64", "input_len": "128",
+            "output_len": "2048", "value": "1622"}
+PREFILL_MS = {"phase": "prefill", "unit": "ms", "batch_size": "1", "input_len": "2048", "output_len": "",
+              "value": "36"}
+
+
+def test_published_generate_and_prefill_ms_rows_load(tmp_path):
+    gen = mine(tmp_path, **GENERATE)[-1]
+    assert (gen.phase, gen.unit, gen.batch_size, gen.input_len, gen.output_len, gen.value) == \
+        ("generate", "tokens/s/accelerator", 64, 128, 2048, 1622.0)
+    pre = mine(tmp_path, **PREFILL_MS)[-1]
+    assert (pre.phase, pre.unit, pre.batch_size, pre.input_len, pre.output_len, pre.value) == \
+        ("prefill", "ms", 1, 2048, None, 36.0)
+
+
+@pytest.mark.parametrize("field", ["batch_size", "input_len", "output_len"])
+def test_published_generate_point_needs_batch_and_lengths(tmp_path, field):
+    with pytest.raises(UserError) as err:
+        mine(tmp_path, **GENERATE | {field: ""})
+    msg = str(err.value)
+    assert msg.startswith(f"{(tmp_path / 'mine.csv').resolve()}: line 2, field '{field}': "), msg
+    assert "a generate point needs its batch size and its input and output lengths" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("field", ["batch_size", "input_len"])
+def test_published_prefill_ms_needs_batch_and_input_length(tmp_path, field):
+    with pytest.raises(UserError) as err:
+        mine(tmp_path, **PREFILL_MS | {field: ""})
+    msg = str(err.value)
+    assert msg.startswith(f"{(tmp_path / 'mine.csv').resolve()}: line 2, field '{field}': "), msg
+    assert "a prefill time in ms needs the batch size and input length" in msg and "\n" not in msg
+
+
+def test_published_prefill_in_tokens_per_s_needs_no_batch(tmp_path):
+    row = mine(tmp_path, phase="prefill", unit="tokens/s", batch_size="", input_len="")[-1]
+    assert (row.phase, row.batch_size, row.input_len) == ("prefill", None, None)
+
+
+@pytest.mark.parametrize("phase, unit", [
+    ("generate", "ms/token"), ("generate", "tokens/s/user"), ("generate", "%MFU"), ("generate", "ms"),
+    ("decode", "ms"), ("serve", "ms"), ("train", "ms"),
+])
+def test_published_units_that_do_not_fit_generate_or_ms_are_refused(tmp_path, phase, unit):
+    with pytest.raises(UserError, match=rf"line 2, field 'unit': {unit} is not a {phase} measure"):
+        mine(tmp_path, **GENERATE | {"phase": phase, "unit": unit})
+
+
 def test_published_id_twice_with_different_values_is_refused(tmp_path):
     path = write(tmp_path, GOOD, GOOD | {"value": "251"})
     with pytest.raises(UserError, match=r"line 3, field 'id'.*also defined, differently, at line 2"):

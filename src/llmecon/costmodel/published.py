@@ -7,7 +7,21 @@ The data is `data/published.csv`; columns (docs/data-sources.md §13 says what e
     value, unit, source, retrieved_on, note
 
 `accelerator_id` is an id of the hardware sheets, `model` a preset of data/models.csv. `value` is kept in the
-source's unit (UNITS); nothing is converted or derived here. Users add sheets in the same format
+source's unit (UNITS); nothing is converted or derived here.
+
+Phases (what one row measured):
+
+- `decode`: generation steps at a known batch (`batch_size` required).
+- `prefill`: prompt processing. With unit `ms` the value is the wall time in milliseconds of ONE prefill of
+  `batch_size` sequences of `input_len` tokens each (a time to first token measured with a single output
+  token); `batch_size` and `input_len` are then required. Its other units count prompt tokens.
+- `generate`: a static batch run end to end: `batch_size` sequences, each a prompt of `input_len` tokens
+  followed by `output_len` generated tokens; the value is the run's generated (output) tokens per second
+  (`tokens/s`, or `tokens/s/accelerator` = that divided by `accelerator_count`). `batch_size`, `input_len` and
+  `output_len` are required.
+- `serve`: a serving run (input/output lengths required, the load in `concurrency` / `request_rate_per_s`,
+  the batch chosen by the server).
+- `train`: training steps (`batch_size` is the global batch in sequences). Users add sheets in the same format
 (`extra_paths`, or $LLMECON_PUBLISHED, os.pathsep-separated); an id given twice with different values is an
 error. Every error names file, line and field; nothing is loaded from a sheet set with any error.
 """
@@ -33,16 +47,30 @@ COLUMNS = (
     "model_as_published", "dtype", "weights", "phase", "batch_size", "seq_len", "input_len", "output_len",
     "concurrency", "request_rate_per_s", "value", "unit", "source", "retrieved_on", "note",
 )
-# decode/prefill: one step kind at a known batch; serve: a serving run (input/output lengths, load); train
-PHASES = ("prefill", "decode", "serve", "train")
-# tokens count what the phase produces: generated tokens (decode, serve), prompt tokens (prefill), trained
-# tokens (train). tokens/s is the whole run's (all accelerators); /accelerator divides by accelerator_count.
-UNITS = ("tokens/s", "tokens/s/accelerator", "tokens/s/user", "ms/token", "%MFU", "TFLOP/s/accelerator")
+# decode/prefill: one step kind at a known batch; generate: a static batch, prompt then output, end to end;
+# serve: a serving run (input/output lengths, load); train (the module docstring says what each measured)
+PHASES = ("prefill", "decode", "generate", "serve", "train")
+# tokens count what the phase produces: generated tokens (decode, generate, serve), prompt tokens (prefill),
+# trained tokens (train). tokens/s is the whole run's (all accelerators); /accelerator divides by
+# accelerator_count. ms: the wall time of one prefill of batch_size x input_len tokens (prefill only).
+UNITS = ("tokens/s", "tokens/s/accelerator", "tokens/s/user", "ms/token", "ms", "%MFU", "TFLOP/s/accelerator")
 _UNITS_BY_PHASE = {
     "decode": ("tokens/s", "tokens/s/accelerator", "tokens/s/user", "ms/token"),
-    "prefill": ("tokens/s", "tokens/s/accelerator", "TFLOP/s/accelerator", "%MFU"),
+    "prefill": ("tokens/s", "tokens/s/accelerator", "TFLOP/s/accelerator", "%MFU", "ms"),
+    "generate": ("tokens/s", "tokens/s/accelerator"),
     "serve": ("tokens/s", "tokens/s/accelerator", "tokens/s/user", "ms/token"),
     "train": ("tokens/s", "tokens/s/accelerator", "TFLOP/s/accelerator", "%MFU"),
+}
+# cells a row must fill, by phase (and by phase and unit); each missing one is refused with this reason
+_NEEDS = {
+    "decode": (("batch_size",), "a decode point needs the batch size it ran at"),
+    "generate": (("batch_size", "input_len", "output_len"),
+                 "a generate point needs its batch size and its input and output lengths"),
+    "serve": (("input_len", "output_len"), "a serve point needs its input and output lengths"),
+}
+_NEEDS_BY_UNIT = {
+    ("prefill", "ms"): (("batch_size", "input_len"),
+                        "a prefill time in ms needs the batch size and input length of the prefill it timed"),
 }
 # weight formats narrower than dtype (weight-only quantization); empty = weights in `dtype`
 WEIGHTS = ("int8", "int4", "int4-g32", "int4-g64", "int4-g128", "fp8")
@@ -106,6 +134,16 @@ def _parallelism(path: Path, line: int, text: str) -> dict[str, int]:
     return out
 
 
+def _require(path: Path, line: int, ints: dict[str, int | None], need: tuple | None) -> None:
+    """UserError naming the first of need's fields that is empty, with need's reason."""
+    if need is None:
+        return
+    fields, reason = need
+    for f in fields:
+        if ints[f] is None:
+            raise UserError(f"{where(path, line, f)}: {reason}")
+
+
 def _parse_row(path: Path, line: int, row: dict[str, str], accelerators: dict, models: tuple[str, ...]) -> Measurement:
     req = functools.partial(_sheet.required, path, line, row)
     mid = _sheet.slug(path, line, "id", req("id"))
@@ -129,12 +167,7 @@ def _parse_row(path: Path, line: int, row: dict[str, str], accelerators: dict, m
     ints = {f: _whole(path, line, f, row[f]) for f in _INT_FIELDS}
     rate = row["request_rate_per_s"]
     rate_per_s = _sheet.positive_number(path, line, "request_rate_per_s", rate) if rate else None
-    if phase == "decode" and ints["batch_size"] is None:
-        raise UserError(f"{where(path, line, 'batch_size')}: a decode point needs the batch size it ran at")
-    if phase == "serve":
-        for f in ("input_len", "output_len"):
-            if ints[f] is None:
-                raise UserError(f"{where(path, line, f)}: a serve point needs its input and output lengths")
+    _require(path, line, ints, _NEEDS.get(phase))
     unit = req("unit")
     if unit not in UNITS:
         raise UserError(f"{where(path, line, 'unit')}: unknown unit {unit!r}; known: {', '.join(UNITS)}")
@@ -142,6 +175,7 @@ def _parse_row(path: Path, line: int, row: dict[str, str], accelerators: dict, m
         raise UserError(
             f"{where(path, line, 'unit')}: {unit} is not a {phase} measure; use one of: {', '.join(_UNITS_BY_PHASE[phase])}"
         )
+    _require(path, line, ints, _NEEDS_BY_UNIT.get((phase, unit)))
     value = _sheet.positive_number(path, line, "value", req("value"))
     if unit == "%MFU" and value > 100:
         raise UserError(f"{where(path, line, 'value')}: an MFU of {value:g} % is over 100 %")
