@@ -61,3 +61,15 @@ def test_published_training_uses_the_train_fit_at_scale():
 def test_engine_with_a_flat_mfu_is_refused():
     with pytest.raises(Exception, match="--engine picks a published reference"):
         infer(mfu=0.3)
+
+
+def test_builtin_reference_prices_llama_3_8b_on_an_h100_by_batch(monkeypatch):
+    """The issue's question: serving llama-3-8b on an H100 at batch 1 and at batch 32, from the built-in published
+    points alone (no --mfu, no --calibration)."""
+    monkeypatch.delenv(reference.ENV_VAR)
+    one, many = (estimate_inference("llama-3-8b", hardware="h100-sxm", price="lambda-h100-sxm-od-2025", batch_size=b)
+                 for b in (1, 32))
+    assert one["basis"] == many["basis"] == "published"
+    assert one["usd_per_1m_tokens"] > 5 * many["usd_per_1m_tokens"]
+    assert one["sources"] and all(s.startswith("https://") for s in one["sources"]) and one["points"] >= 3
+    assert one["reference"].startswith(f"published {one['engine']} points on h100-sxm")

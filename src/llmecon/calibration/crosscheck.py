@@ -9,6 +9,8 @@ accelerator with it through its datasheet peak. A published reference calibratio
   points. Rows of one engine test the hardware move alone; rows across engines add the software's difference.
 - **leave-one-source-out**: within one (engine, accelerator, dtype, phase) whose points come from two or more
   sources, each source's points are predicted by a fit (fit.fit_group, the same code) on the other sources' points.
+- **other engine, same accelerator**: the fit predicts another engine's points on its own accelerator (and number
+  format): what the software alone moves.
 - **in place**: the fit's own leave-one-shape-out error, for scale.
 
 Inputs are the rows and calibrations of calibration.published; the output is one row per (fitted on, predicts).
@@ -90,13 +92,14 @@ def cross_hardware(rows: pd.DataFrame, calibrations: dict[str, Calibration]) -> 
             if own is not None and own["source"].nunique() >= 2:
                 out += _leave_one_source_out(own, (*fitted, fit.phase))
             for (t_engine, t_hw, t_dtype, t_phase), target in sorted(groups.items()):
-                if t_phase != fit.phase or t_hw == fit.hardware or \
+                if t_phase != fit.phase or (t_engine, t_hw, t_dtype) == fitted or \
                         _FORMAT.get(t_dtype, t_dtype) != _FORMAT.get(fit.dtype, fit.dtype):
                     continue
-                out.append(_row(fit.phase, "transfer", fitted, fit.n_rows, (t_engine, t_hw, t_dtype),
+                check = "transfer" if t_hw != fit.hardware else "other engine, same accelerator"
+                out.append(_row(fit.phase, check, fitted, fit.n_rows, (t_engine, t_hw, t_dtype),
                                 _errors(_transferred(fit), target)))
     frame = pd.DataFrame(out, columns=list(COLUMNS))
-    order = {"in place (leave-one-shape-out)": 0, "transfer": 2}
+    order = {"in place (leave-one-shape-out)": 0, "other engine, same accelerator": 2, "transfer": 3}
     frame["_o"] = frame["check"].map(lambda c: order.get(c, 1))
     return frame.sort_values(["phase", "fitted_engine", "fitted_hardware", "fitted_dtype", "_o", "target_hardware",
                               "target_engine"]).drop(columns="_o").reset_index(drop=True)

@@ -137,8 +137,8 @@ def calibrated_notes(pred: dict, dtype: str, dtype_source: str, energy) -> list[
             "not its leave-one-shape-out error." if by_model is not None else
             "the calibration measured one model, so how well it carries to another is unmeasured (calibrate runs of "
             "two or more models to measure it)."))
-    if dtype_source == "the calibration's":
-        notes.append(f"dtype {dtype}: the calibration's (give --dtype to ask for another, if it has one).")
+    if dtype_source in ("the calibration's", "the published reference's"):
+        notes.append(f"dtype {dtype}: {dtype_source} (give --dtype to ask for another, if it has one).")
     if pred["transferred"]:
         notes.append(f"TRANSFERRED: {pred['label']}: the measured η and overhead applied to another accelerator's "
                      "datasheet peaks; an assumption, not a measurement of that accelerator.")

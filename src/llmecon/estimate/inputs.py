@@ -135,7 +135,8 @@ def dtype(given: str | None, calib: Calibration | None, hardware: str, phase: st
     if given is not None:
         return given, "--dtype"
     if calib is not None:
-        return calib.dtype_for(hardware, phase, transfer=transfer), "the calibration's"
+        whose = "the published reference's" if calib.basis == "published" else "the calibration's"
+        return calib.dtype_for(hardware, phase, transfer=transfer), whose
     return DEFAULT_DTYPE, "default"
 
 
