@@ -23,8 +23,9 @@ Phases (what one row measured):
   the batch chosen by the server).
 - `train`: training steps (`batch_size` is the global batch in sequences).
 
-Users add sheets in the same format (`extra_paths`, or $LLMECON_PUBLISHED, os.pathsep-separated); an id given twice with different values is an
-error. Every error names file, line and field; nothing is loaded from a sheet set with any error.
+Users add sheets in the same format (`extra_paths`, or $LLMECON_PUBLISHED, os.pathsep-separated); an id given
+twice with different values is an error. Every error names file, line and field; nothing is loaded from a sheet
+set with any error.
 """
 
 from __future__ import annotations
