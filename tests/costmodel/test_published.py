@@ -48,6 +48,29 @@ def test_published_builtin_sheet_loads_with_typed_rows():
     assert titan.parallelism == {"fsdp": 32, "tp": 8} and titan.value == 829.0
 
 
+@pytest.mark.parametrize("mid, want", [
+    # TensorRT-LLM v0.6.1 docs/source/performance.md, Peak Throughput, H100 GPUs (FP8): LLaMA 7B, 768, TP 1, 128/128
+    ("trtllm-0.6.1-h100-sxm-llama-2-7b-fp8-tp1-bs768-128-128",
+     dict(phase="generate", unit="tokens/s/accelerator", value=19694.0, batch_size=768, input_len=128,
+          output_len=128, accelerator_id="h100-sxm", accelerator_count=1, dtype="fp8", engine_version="0.6.1")),
+    # same doc, Low Latency (v0.5 data), A100 GPUs (FP16): LLaMA 70B, batch 1, TP 4, input 2048, 377 ms
+    ("trtllm-0.5-a100-sxm4-80gb-llama-2-70b-fp16-tp4-ttft-2048",
+     dict(phase="prefill", unit="ms", value=377.0, batch_size=1, input_len=2048, output_len=None,
+          accelerator_count=4, dtype="fp16", engine_version="0.5", model="llama-2-70b")),
+    # Llama 3 paper Table 4, third row: 16,384 GPUs, TP 8, CP 16, PP 16, DP 8, seq 131,072, 380 TFLOPs/GPU, 38%
+    ("meta-llama3-h100-16384gpu-128k-cp16-llama3-405b-mfu",
+     dict(phase="train", unit="%MFU", value=38.0, seq_len=131072, batch_size=128, accelerator_count=16384,
+          parallelism={"tp": 8, "cp": 16, "pp": 16, "dp": 8}, model="llama-3-405b")),
+    # PaLM Table 3: PaLM 540B, 6144 TPU v4, 46.2 %
+    ("pathways-tpu-v4-6144chip-palm-540b-mfu",
+     dict(phase="train", unit="%MFU", value=46.2, accelerator_id="tpu-v4", accelerator_count=6144,
+          parallelism={"dp": 2, "fsdp": 256, "tp": 12}, batch_size=2048, seq_len=2048, model="palm-540b")),
+])
+def test_published_new_rows_hold_the_typed_values(mid, want):
+    row = next(m for m in load_published() if m.id == mid)
+    assert {k: getattr(row, k) for k in want} == want
+
+
 def test_published_every_builtin_row_is_sourced_and_known():
     accelerators, presets = load_hardware(), set(list_presets())
     for m in load_published():
@@ -61,7 +84,8 @@ def test_published_builtin_sheet_covers_engines_generations_and_phases():
     rows = load_published()
     assert {m.engine for m in rows} >= {"gpt-fast", "tensorrt-llm", "torchtitan", "megatron-lm"}
     assert {m.accelerator_id for m in rows} >= {"a100-sxm4-80gb", "l40s", "h100-sxm", "h200"}
-    assert {m.phase for m in rows} >= {"decode", "serve", "train"}
+    assert {m.phase for m in rows} >= {"decode", "prefill", "generate", "serve", "train"}
+    assert {m.engine for m in rows} >= {"meta-llama3", "pathways"} and "tpu-v4" in {m.accelerator_id for m in rows}
 
 
 def test_published_user_sheet_adds_rows(tmp_path):

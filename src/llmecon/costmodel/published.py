@@ -21,9 +21,11 @@ Phases (what one row measured):
   `output_len` are required.
 - `serve`: a serving run (input/output lengths required, the load in `concurrency` / `request_rate_per_s`,
   the batch chosen by the server).
-- `train`: training steps (`batch_size` is the global batch in sequences). Users add sheets in the same format
-(`extra_paths`, or $LLMECON_PUBLISHED, os.pathsep-separated); an id given twice with different values is an
-error. Every error names file, line and field; nothing is loaded from a sheet set with any error.
+- `train`: training steps (`batch_size` is the global batch in sequences).
+
+Users add sheets in the same format (`extra_paths`, or $LLMECON_PUBLISHED, os.pathsep-separated); an id given
+twice with different values is an error. Every error names file, line and field; nothing is loaded from a sheet
+set with any error.
 """
 
 from __future__ import annotations
