@@ -32,7 +32,8 @@ at 1 and the held-out error shows the misfit. The problem is solved exactly by e
 sets (<= 15 small least-squares solves).
 
 Held-out errors, two of them:
-- leave-one-shape-out: each distinct shape (model, batch, seq_len, new_tokens) is predicted by a fit on
+- leave-one-shape-out: each distinct shape (model, batch, seq_len, new_tokens; and the accelerators a published
+  training point ran on, whose step per accelerator depends on them) is predicted by a fit on
   all the other shapes; repeated runs of one shape are held out together, so a repeat cannot leak into
   its own prediction. It says how well the fit predicts the measured models at shapes it did not see.
 - leave-one-model-out, when the group has two or more models: each model is predicted by a fit on the
@@ -169,7 +170,8 @@ def fit_group(rows, *, convention: str = CALIBRATION_CONVENTION, max_heldout_err
     flops_col = f"flops_per_step_{convention}"
     t = rows["step_time_s"].to_numpy(float)
     F = rows[flops_col].to_numpy(float) if flops_col in rows else np.full(len(rows), np.nan)
-    shapes = np.array(["|".join(map(str, key)) for key in rows[list(SHAPE_COLUMNS)].itertuples(index=False)])
+    shape_columns = [c for c in (*SHAPE_COLUMNS, "accelerator_count") if c in rows]   # published training at scale
+    shapes = np.array(["|".join(map(str, key)) for key in rows[shape_columns].itertuples(index=False)])
     n_shapes = len(set(shapes))
     entry: dict[str, Any] = {"n_rows": int(len(rows)), "n_shapes": int(n_shapes)}
     if n_shapes < MIN_SHAPES:

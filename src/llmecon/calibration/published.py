@@ -94,7 +94,8 @@ def _row(m: Measurement, shape, acc: Accelerator, phase: str, batch: int, seq_le
             "status": "ok", "model": m.model, "batch_size": batch, "seq_len": seq_len, "new_tokens": new_tokens,
             "num_hidden_layers": shape.num_hidden_layers, "step_time_s": step_time_s,
             **{f"flops_per_step_{c}": v for c, v in flops.items()}, "bytes_per_step": bytes_per_step,
-            "peak_flops_per_s": float(acc.peak(m.dtype)), "peak_bytes_per_s": float(acc.memory_bytes_per_s)}
+            "peak_flops_per_s": float(acc.peak(m.dtype)), "peak_bytes_per_s": float(acc.memory_bytes_per_s),
+            "accelerator_count": 1}
 
 
 def _decode_row(m, shape, acc, batch: int, context: int, step_time_s: float) -> dict:
@@ -124,7 +125,7 @@ def _train_row(m, shape, acc) -> dict | str:
         t = F[CALIBRATION_CONVENTION] / (m.value * 1e12)
     else:
         return f"unit {m.unit} is not a training rate"
-    return _row(m, shape, acc, "train", batch, m.seq_len, 0, t, F, None)
+    return _row(m, shape, acc, "train", batch, m.seq_len, 0, t, F, None) | {"accelerator_count": count}
 
 
 def _inference_row(m: Measurement, shape, acc) -> dict | str:
