@@ -2,6 +2,7 @@
 
     import llmecon
     llmecon.estimate_inference("llama-3-8b", hardware="h100-sxm", usd_per_hour=2.5, mfu="40%")
+    llmecon.estimate_inference("llama-3-8b", hardware="h100-sxm", usd_per_hour=2.5, batch_size=32)  # published basis
     llmecon.run(device="cpu")                      # bench, calibrate, price, report
 
 The names are imported lazily (PEP 562): ``import llmecon`` itself pulls in none of torch, pandas or
@@ -20,6 +21,7 @@ _API = {
     "run": "llmecon.api", "bench_plan": "llmecon.api",
     "load_results": "llmecon.records.load", "Results": "llmecon.records.load", "list_runs": "llmecon.records.store",
     "Calibration": "llmecon.calibration.document", "UserError": "llmecon.errors",
+    "list_calibrations": "llmecon.calibration.reference", "load_published": "llmecon.costmodel.published",
 }
 __all__ = ["__version__", *_API]
 

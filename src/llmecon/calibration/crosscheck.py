@@ -73,7 +73,7 @@ def _leave_one_source_out(group: pd.DataFrame, key: tuple) -> list[dict]:
             continue
         fit = StepModel(entry["eta_compute"], entry["eta_memory"], entry["t0_s"], entry["peak_flops_per_s"],
                         entry["peak_bytes_per_s"], entry["tau_s_per_layer"])
-        out.append(_row(key[3], f"leave out {source}", key[:3], len(train), key[:3],
+        out.append(_row(key[3], f"leave out {source.rstrip('/').rsplit('/', 1)[-1]}", key[:3], len(train), key[:3],
                         _errors(lambda r, f=fit: f, test)))
     return out
 

@@ -145,9 +145,14 @@ def fit_rows(calib: Calibration, name: str) -> list[dict]:
     return rows
 
 
-def listing(paths=()) -> list[dict]:
+def list_calibrations(paths=()) -> list[dict]:
     """The published fits of every engine, then those of the calibration files in ``paths`` (files, or folders
-    searched for them)."""
+    searched for them): one dict per fit, and per group or engine that could not be fitted (``refused``).
+
+    >>> rows = list_calibrations()
+    >>> sorted({r["name"] for r in rows if r["basis"] == "published" and not r["refused"]})
+    ['meta-llama3', 'tensorrt-llm', 'torchtitan']
+    """
     rows = [row for engine, calib in sorted(references().items()) for row in fit_rows(calib, engine)]
     rows += [{"basis": "published", "name": engine, "hardware": None, "dtype": None, "phase": None, "points": None,
               "shapes": None, "refused": why} for engine, why in sorted(unfitted().items())]

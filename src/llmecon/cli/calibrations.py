@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from llmecon.calibration.published import cross_hardware_check, write_shipped
-from llmecon.calibration.reference import ENV_VAR, listing
+from llmecon.calibration.reference import ENV_VAR, list_calibrations
 from llmecon.cli._output import console, echo_json, frame_records, table
 from llmecon.units import pct, si
 
@@ -50,7 +50,7 @@ def calibrations(paths, with_sources, cross_hardware, markdown, fit_published, p
         return
     if not paths and Path(DEFAULT_FILE).is_file():
         paths = (DEFAULT_FILE,)
-    rows = listing(paths)
+    rows = list_calibrations(paths)
     if as_json:
         echo_json(rows)
         return

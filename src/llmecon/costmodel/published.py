@@ -221,6 +221,10 @@ def load_published(extra_paths: Iterable = (), *, hardware_paths: Iterable = ())
 
     Accelerator ids are checked against the hardware sheets (built-in, $LLMECON_HARDWARE, hardware_paths),
     models against the presets of data/models.csv.
+
+    >>> palm = next(m for m in load_published() if m.id == "pathways-tpu-v4-6144chip-palm-540b-mfu")
+    >>> (palm.accelerator_id, palm.accelerator_count, palm.value, palm.unit)
+    ('tpu-v4', 6144, 46.2, '%MFU')
     """
     hw = _sheet.sheet_paths(hardware.HARDWARE_SHEET, hardware_paths, hardware.ENV_VAR)
     pub = _sheet.sheet_paths(PUBLISHED_SHEET, extra_paths, ENV_VAR)
