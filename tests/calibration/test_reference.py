@@ -73,3 +73,9 @@ def test_builtin_references_are_all_published_with_sources():
     refs = reference.references()
     assert refs and all(c.basis == "published" and c.engine == e for e, c in refs.items())
     assert all(f.sources and all(s.startswith("https://") for s in f.sources) for c in refs.values() for f in c.fits)
+
+
+def test_a_16_bit_fit_transfers_to_a_target_with_only_the_other_16_bit_peak():
+    """TensorRT-LLM's A100 points are fp16; a TPU v4 has a bf16 peak only: priced in bf16, the fit's dtype kept."""
+    ref = reference.choose("tpu-v4", "decode", engine="tensorrt-llm")
+    assert ref.transferred and ref.fit.dtype == "fp16" and ref.dtype == "bf16"

@@ -6,7 +6,8 @@ with `llmecon calibrations --fit-published FILE`).
 `choose` picks the fit for an accelerator and phase: the engine given (``--engine``), else the one with the most
 points for that accelerator (and dtype, when one is asked for). Where no engine has points on that accelerator, the
 nearest accelerator's fit is transferred through the datasheet peaks — nearest by |ln(P_a/P_b)| + |ln(W_a/W_b)| over
-the dense peak of the fit's dtype and the memory bandwidth — and labelled so; where nothing can be transferred (the
+the dense peak of the fit's dtype (or of its 16-bit sibling, fp16 for bf16 and back, where the target has only that
+one) and the memory bandwidth — and labelled so; where nothing can be transferred (the
 target has no peak for any fitted dtype) the estimate is refused in one line. This module imports neither numpy nor
 pandas, so that `llmecon estimate` stays fast.
 """
@@ -27,6 +28,7 @@ from llmecon.formats import parse
 
 SHIPPED = Path(__file__).parent / "data" / "published-calibrations.json"
 SHIPPED_KIND = "llmecon-published-calibrations"
+_SIBLING = {"fp16": "bf16", "bf16": "fp16"}
 ENV_VAR = "LLMECON_REFERENCE"
 
 
@@ -39,10 +41,7 @@ class Reference:
     fit: Fit
     hardware: str          # the accelerator priced
     transferred: bool      # the fit was made on another accelerator
-
-    @property
-    def dtype(self) -> str:
-        return self.fit.dtype
+    dtype: str             # the dtype priced: the fit's, or its 16-bit sibling on a target without that peak
 
     def describe(self) -> str:
         """'published tensorrt-llm points on h100-sxm (fp8 decode): 4 points from 1 source'."""
@@ -84,19 +83,27 @@ def unfitted() -> dict[str, str]:
     return _from_file(_path())[1]
 
 
-def _distance(fit: Fit, target) -> float | None:
-    peak = target.peak(fit.dtype)
-    if peak is None:
-        return None
-    d = abs(math.log(fit.peak_flops_per_s / peak))
+def _target_dtype(fit: Fit, target, wanted: str | None) -> str | None:
+    """The dtype a transferred fit prices on ``target``: the fit's, or, where the target has no peak for it, its
+    16-bit sibling (fp16 and bf16 have one dense peak on every accelerator of the sheet that has both); None if
+    neither, or if it is not the ``wanted`` one."""
+    for d in (fit.dtype, _SIBLING.get(fit.dtype)):
+        if d is not None and target.peak(d) is not None and (wanted is None or d == wanted):
+            return d
+    return None
+
+
+def _distance(fit: Fit, target, dtype: str) -> float:
+    d = abs(math.log(fit.peak_flops_per_s / target.peak(dtype)))
     if fit.peak_bytes_per_s:
         d += abs(math.log(fit.peak_bytes_per_s / target.memory_bytes_per_s))
     return d
 
 
-def _one(engine: str, fit: Fit, hardware: str, transferred: bool) -> Reference:
+def _one(engine: str, fit: Fit, hardware: str, transferred: bool, dtype: str) -> Reference:
     calib = references()[engine]
-    return Reference(engine, calib.model_copy(update={"fits": [fit], "refused": []}), fit, hardware, transferred)
+    return Reference(engine, calib.model_copy(update={"fits": [fit], "refused": []}), fit, hardware, transferred,
+                     dtype)
 
 
 def choose(hardware: str, phase: str, *, dtype: str | None = None, engine: str | None = None,
@@ -115,16 +122,16 @@ def choose(hardware: str, phase: str, *, dtype: str | None = None, engine: str |
     own = [(e, f) for e, f in candidates if f.matches(hardware) and (dtype is None or f.dtype == dtype)]
     if own:
         e, f = max(own, key=lambda ef: (ef[1].dtype == preferred_dtype, ef[1].n_rows, ef[0]))
-        return _one(e, f, hardware, False)
+        return _one(e, f, hardware, False, f.dtype)
     target = get_accelerator(hardware)
-    scored = [(d, -f.n_rows, e, f) for e, f in candidates if dtype is None or f.dtype == dtype
-              if (d := _distance(f, target)) is not None]
+    scored = [(_distance(f, target, d), -f.n_rows, e, f, d) for e, f in candidates
+              if (d := _target_dtype(f, target, dtype)) is not None]
     if not scored:
         have = ", ".join(sorted({f"{f.hardware} {f.dtype}" for _, f in candidates}))
         raise UserError(f"no published {what} reference for {hardware}{' ' + dtype if dtype else ''}, and none that "
                         f"transfers to it (there are: {have}); give --mfu U or --calibration FILE")
-    _, _, e, f = min(scored, key=lambda s: (s[0], s[3].dtype != preferred_dtype, *s[1:3]))
-    return _one(e, f, hardware, True)
+    _, _, e, f, d = min(scored, key=lambda s: (s[0], s[4] != preferred_dtype, *s[1:3]))
+    return _one(e, f, hardware, True, d)
 
 
 def fit_rows(calib: Calibration, name: str) -> list[dict]:

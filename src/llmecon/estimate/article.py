@@ -98,15 +98,15 @@ def calibrated_article(calib: Calibration, *, transfer: bool = False, dtype: str
 
 def published_article(*, dtype: str = "bf16", **scenario) -> dict:
     """As `calibrated_article`, each accelerator at its published reference (calibration.reference: its own, or the
-    nearest one transferred), in that reference's dtype where ``dtype`` has none; rows carry the reference and its
-    sources."""
+    nearest one transferred), in that reference's dtype where ``dtype`` has none (each row's basis says which);
+    rows carry the reference and its sources."""
     def predict(shape, phase, batch, length, hw):
         ref = reference.choose(hw, phase, preferred_dtype=dtype)
         est = predict_workload(ref.calibration, shape, phase, batch, length, hardware=hw, dtype=ref.dtype,
                                transfer=ref.transferred)
-        return est | {"label": ref.describe(), "sources": list(ref.fit.sources), "dtype": ref.dtype}
+        return est | {"label": ref.describe() + f", priced in {ref.dtype}", "sources": list(ref.fit.sources)}
 
-    doc = _tables(predict, dtype, **scenario)
+    doc = _tables(predict, f"{dtype} or the reference's dtype", **scenario)
     sources = sorted({s for t in doc["tables"] for r in t["rows"] for s in r["sources"]})
     return {"calibration": {"basis": "published", "sources": sources}, **doc, "published_mfu": published_mfu()}
 

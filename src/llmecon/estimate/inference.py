@@ -57,10 +57,9 @@ def estimate_inference(model, *, hardware: str | None = None, price: str | None 
     inputs.check_basis(calib, mfu, transfer, hardware, engine)
     if calib is None and mfu is None:
         ref = inputs.published(hardware, phase, dtype, engine)
-        out = _calibrated(shape, ref.calibration, ref.calibration, hardware, price, usd_per_hour, dtype, usd_per_kwh,
-                          pue, tdp_w, ref.transferred, phase, batch, context)
-        return out | {"basis": "published", "calibration": f"published ({ref.engine})",
-                      **inputs.published_fields(ref), "notes": [inputs.PUBLISHED_NOTE, *out["notes"]]}
+        out = _calibrated(shape, ref.calibration, ref.calibration, hardware, price, usd_per_hour, ref.dtype,
+                          usd_per_kwh, pue, tdp_w, ref.transferred, phase, batch, context)
+        return out | inputs.published_fields(ref, dtype, out["notes"])
     if calib is None:
         if phase != "decode":
             raise UserError("--phase prefill needs --calibration FILE (a flat --mfu prices every token alike)")
@@ -137,8 +136,8 @@ def calibrated_notes(pred: dict, dtype: str, dtype_source: str, energy) -> list[
             "not its leave-one-shape-out error." if by_model is not None else
             "the calibration measured one model, so how well it carries to another is unmeasured (calibrate runs of "
             "two or more models to measure it)."))
-    if dtype_source in ("the calibration's", "the published reference's"):
-        notes.append(f"dtype {dtype}: {dtype_source} (give --dtype to ask for another, if it has one).")
+    if dtype_source == "the calibration's":
+        notes.append(f"dtype {dtype}: the calibration's (give --dtype to ask for another, if it has one).")
     if pred["transferred"]:
         notes.append(f"TRANSFERRED: {pred['label']}: the measured η and overhead applied to another accelerator's "
                      "datasheet peaks; an assumption, not a measurement of that accelerator.")

@@ -59,10 +59,16 @@ def published(hardware: str, phase: str, dtype: str | None, engine: str | None) 
     return reference.choose(hardware, phase, dtype=dtype, engine=engine, preferred_dtype=DEFAULT_DTYPE)
 
 
-def published_fields(ref: Reference) -> dict:
-    """What a published estimate says of its basis: the engine, the fit's points and their sources."""
-    return {"engine": ref.engine, "reference": ref.describe(), "points": ref.fit.n_rows,
-            "point_ids": list(ref.fit.run_ids), "sources": list(ref.fit.sources)}
+def published_fields(ref: Reference, given_dtype: str | None, notes: list[str]) -> dict:
+    """What a published estimate says of its basis (the engine, the fit's points and their sources) and its notes,
+    with where its dtype came from: --dtype, or the reference's (the fit's, or its 16-bit sibling on a target
+    without that peak)."""
+    dtype_note = [] if given_dtype else [f"dtype {ref.dtype}: the published reference's (give --dtype to ask for "
+                                         "another; a reference in it is used, or transferred, if there is one)."]
+    return {"basis": "published", "calibration": f"published ({ref.engine})", "engine": ref.engine,
+            "reference": ref.describe(), "points": ref.fit.n_rows, "point_ids": list(ref.fit.run_ids),
+            "sources": list(ref.fit.sources), "dtype_source": "--dtype" if given_dtype else "the published reference's",
+            "notes": [PUBLISHED_NOTE, *dtype_note, *notes]}
 
 
 def peak(accelerator: Accelerator, dtype: str) -> float:
@@ -135,8 +141,7 @@ def dtype(given: str | None, calib: Calibration | None, hardware: str, phase: st
     if given is not None:
         return given, "--dtype"
     if calib is not None:
-        whose = "the published reference's" if calib.basis == "published" else "the calibration's"
-        return calib.dtype_for(hardware, phase, transfer=transfer), whose
+        return calib.dtype_for(hardware, phase, transfer=transfer), "the calibration's"
     return DEFAULT_DTYPE, "default"
 
 

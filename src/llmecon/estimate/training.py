@@ -50,8 +50,9 @@ def estimate_training(model, *, tokens=None, hardware: str | None = None, price:
     calib = inputs.calibration(calibration)
     inputs.check_basis(calib, mfu, transfer, hardware, engine)
     ref = inputs.published(hardware, "train", dtype, engine) if calib is None and mfu is None else None
+    given_dtype = dtype
     if ref is not None:
-        calib, calibration, transfer = ref.calibration, ref.calibration, ref.transferred
+        calib, calibration, transfer, dtype = ref.calibration, ref.calibration, ref.transferred, ref.dtype
     conv = inputs.convention(convention, calib)
     if tokens is None:
         if not shape.training_tokens:
@@ -97,8 +98,9 @@ def estimate_training(model, *, tokens=None, hardware: str | None = None, price:
                "calibration": "(in memory)" if isinstance(calibration, Calibration) else str(calibration)}
         notes = [*calibrated_notes(pred, dtype, dtype_source, None), SCALING_NOTE]
         if ref is not None:
-            out |= {"basis": "published", "calibration": f"published ({ref.engine})", **inputs.published_fields(ref)}
-            notes = [inputs.PUBLISHED_NOTE, *notes]
+            fields = inputs.published_fields(ref, given_dtype, notes)
+            notes = fields.pop("notes")
+            out |= fields
     memory = accelerator.memory_bytes if accelerator is not None else None
     result = formulas.training_cost(flops_total, peak, utilization, usd_hour, num_accelerators=k,
                                     state_bytes=common["state_bytes"] if memory else None, memory_bytes=memory)
