@@ -72,6 +72,17 @@ def read_json(path: str | os.PathLike) -> Any:
     return json.loads(text, parse_constant=_refuse_constant)
 
 
+def load_json(path: str | os.PathLike, what: str) -> Any:
+    """`read_json`, with a file that cannot be read or parsed turned into one UserError naming ``what`` and the
+    file."""
+    try:
+        return read_json(path)
+    except OSError as exc:
+        raise UserError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
+
+
 def dumps(obj: Any, indent: int = 1) -> str:
     """Strict JSON text (a NaN is a bug here: callers replace non-finite numbers first), newline-terminated."""
     return json.dumps(obj, indent=indent, allow_nan=False) + "\n"

@@ -148,22 +148,17 @@ def test_published_generate_and_prefill_ms_rows_load(tmp_path):
         ("prefill", "ms", 1, 2048, None, 36.0)
 
 
-@pytest.mark.parametrize("field", ["batch_size", "input_len", "output_len"])
-def test_published_generate_point_needs_batch_and_lengths(tmp_path, field):
+@pytest.mark.parametrize("row,field,message", [
+    *((GENERATE, f, "a generate point needs its batch size and its input and output lengths")
+      for f in ("batch_size", "input_len", "output_len")),
+    *((PREFILL_MS, f, "a prefill time in ms needs the batch size and input length") for f in ("batch_size", "input_len")),
+])
+def test_published_generate_and_prefill_ms_points_need_batch_and_lengths(tmp_path, row, field, message):
     with pytest.raises(UserError) as err:
-        mine(tmp_path, **GENERATE | {field: ""})
+        mine(tmp_path, **row | {field: ""})
     msg = str(err.value)
     assert msg.startswith(f"{(tmp_path / 'mine.csv').resolve()}: line 2, field '{field}': "), msg
-    assert "a generate point needs its batch size and its input and output lengths" in msg and "\n" not in msg
-
-
-@pytest.mark.parametrize("field", ["batch_size", "input_len"])
-def test_published_prefill_ms_needs_batch_and_input_length(tmp_path, field):
-    with pytest.raises(UserError) as err:
-        mine(tmp_path, **PREFILL_MS | {field: ""})
-    msg = str(err.value)
-    assert msg.startswith(f"{(tmp_path / 'mine.csv').resolve()}: line 2, field '{field}': "), msg
-    assert "a prefill time in ms needs the batch size and input length" in msg and "\n" not in msg
+    assert message in msg and "\n" not in msg
 
 
 def test_published_prefill_in_tokens_per_s_needs_no_batch(tmp_path):

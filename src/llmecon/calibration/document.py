@@ -28,7 +28,7 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_
 from llmecon._version import __version__
 from llmecon.calibration.model import StepModel
 from llmecon.errors import UserError
-from llmecon.files import atomic_write_text, dumps, read_json
+from llmecon.files import atomic_write_text, dumps, load_json
 from llmecon.formats import Strict, parse
 
 SCHEMA_VERSION = 3
@@ -168,12 +168,7 @@ class Calibration(Strict):
     def load(cls, path: str | os.PathLike) -> "Calibration":
         """Read and validate a calibration file (schema 1 and 2 files are lifted: no per-layer overhead, no
         leave-one-model-out error); UserError naming the file and the field otherwise."""
-        try:
-            doc = read_json(path)
-        except OSError as exc:
-            raise UserError(f"cannot read calibration {path}: {exc.strerror or exc}") from None
-        except ValueError as exc:
-            raise UserError(f"{path}: not valid JSON ({exc})") from None
+        doc = load_json(path, "calibration")
         return parse(cls, _upgrade(doc, path), str(path))
 
     def save(self, path: str | os.PathLike) -> Path:

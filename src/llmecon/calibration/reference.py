@@ -23,7 +23,7 @@ from pathlib import Path
 from llmecon.calibration.document import Calibration, Fit
 from llmecon.costmodel.hardware import get_accelerator
 from llmecon.errors import UserError
-from llmecon.files import read_json
+from llmecon.files import load_json
 from llmecon.formats import parse
 
 SHIPPED = Path(__file__).parent / "data" / "published-calibrations.json"
@@ -53,12 +53,7 @@ class Reference:
 
 @functools.lru_cache(maxsize=8)
 def _from_file(path: str) -> tuple[dict[str, Calibration], dict[str, str]]:
-    try:
-        doc = read_json(path)
-    except OSError as exc:
-        raise UserError(f"cannot read reference calibrations {path}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    doc = load_json(path, "reference calibrations")
     if not (isinstance(doc, dict) and doc.get("kind") == SHIPPED_KIND and isinstance(doc.get("calibrations"), list)
             and isinstance(doc.get("unfitted", {}), dict)):
         raise UserError(f"{path}: not a file of published reference calibrations (kind {SHIPPED_KIND})")
@@ -117,8 +112,9 @@ def choose(hardware: str, phase: str, *, dtype: str | None = None, engine: str |
     candidates = [(e, f) for e, c in sorted(refs.items()) for f in c.fits
                   if f.phase == phase and (engine is None or e == engine)]
     what = f"{phase}{' of ' + engine if engine else ''}"
+    instead = "--calibration FILE" if phase == "prefill" else "--mfu U or --calibration FILE"   # flat: decode, train
     if not candidates:
-        raise UserError(f"no published {what} reference calibration: give --mfu U or --calibration FILE")
+        raise UserError(f"no published {what} reference calibration: give {instead}")
     own = [(e, f) for e, f in candidates if f.matches(hardware) and (dtype is None or f.dtype == dtype)]
     if own:
         e, f = max(own, key=lambda ef: (ef[1].dtype == preferred_dtype, ef[1].n_rows, ef[0]))
@@ -129,7 +125,7 @@ def choose(hardware: str, phase: str, *, dtype: str | None = None, engine: str |
     if not scored:
         have = ", ".join(sorted({f"{f.hardware} {f.dtype}" for _, f in candidates}))
         raise UserError(f"no published {what} reference for {hardware}{' ' + dtype if dtype else ''}, and none that "
-                        f"transfers to it (there are: {have}); give --mfu U or --calibration FILE")
+                        f"transfers to it (there are: {have}); give {instead}")
     _, _, e, f, d = min(scored, key=lambda s: (s[0], s[4] != preferred_dtype, *s[1:3]))
     return _one(e, f, hardware, True, d)
 
