@@ -57,7 +57,8 @@ def test_api_names_are_documented_with_an_example():
 
 @pytest.mark.parametrize("module", ["llmecon.costmodel.info", "llmecon.estimate.inference", "llmecon.estimate.training",
                                     "llmecon.estimate.article", "llmecon.measure.timing",
-                                    "llmecon.calibration.reference", "llmecon.costmodel.published"])
+                                    "llmecon.calibration.reference", "llmecon.costmodel.published",
+                                    "llmecon.estimate.serving"])
 def test_api_docstring_examples_run(module):
     import doctest
     import importlib

@@ -21,7 +21,7 @@ _API = {
     "run": "llmecon.api", "bench_plan": "llmecon.api",
     "load_results": "llmecon.records.load", "Results": "llmecon.records.load", "list_runs": "llmecon.records.store",
     "Calibration": "llmecon.calibration.document", "UserError": "llmecon.errors",
-    "list_calibrations": "llmecon.calibration.reference", "load_published": "llmecon.costmodel.published",
+    "list_calibrations": "llmecon.calibration.reference", "plan_serve": "llmecon.estimate.serving", "load_published": "llmecon.costmodel.published",
 }
 __all__ = ["__version__", *_API]
 

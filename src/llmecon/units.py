@@ -44,6 +44,20 @@ def parse_whole(name: str, text, *, allow_zero: bool = False) -> int:
     return require_count(name, value, allow_zero=allow_zero)
 
 
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(s|ms|us|µs|min)?\s*$")
+_DURATION_UNITS = {"s": 1.0, None: 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "min": 60.0}
+
+
+def parse_duration(name: str, text) -> float:
+    """'1s', '50ms', '200us', '0.5' (seconds), '2min' -> seconds > 0; UserError naming the option otherwise."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return require_positive(name, text)
+    m = _DURATION.match(str(text))
+    if not m:
+        raise UserError(f"{name} must be a duration such as 1s, 50ms or 0.2 (seconds), got {text!r}")
+    return require_positive(name, float(m.group(1)) * _DURATION_UNITS[m.group(2)])
+
+
 def parse_whole_list(name: str, text) -> tuple[int, ...]:
     """'1,8,32' (or a sequence of numbers) -> (1, 8, 32); UserError on anything else or an empty list."""
     parts = str(text).split(",") if isinstance(text, str) else list(text)

@@ -27,6 +27,7 @@ COMMANDS = {
     "compare": ("llmecon.cli.compare", "Compare NEW against BASE (run folders or folders of runs), "
                                        "configuration by configuration."),
     "report": ("llmecon.cli.report", "Write OUTPUT/index.html: figures and tables about measured runs."),
+    "plan": ("llmecon.cli.plan", "Plan a deployment: the cheapest configuration that meets your targets."),
     "estimate": ("llmecon.cli.estimate", "Price inference or training of a model on an accelerator."),
     "article": ("llmecon.cli.article", "The article's tables (\"The Economics of Large Language Models\", "
                                        "Sunyan, Jan 2023), recomputed."),

@@ -17,7 +17,7 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, LogLocator, PercentFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
 
 from llmecon.render.plotting import (CEILING_STYLE, DATASHEET_STYLE, PHASE_COLORS, FigureOmitted, batch_axis,
                                      finite, has_values, is_number, pale, plain_text, seq_colors, style_axes, truthy,
@@ -26,7 +26,8 @@ from llmecon.units import si, usd
 from llmecon.vocab import PHASES
 
 __all__ = ["FigureOmitted", "usable_rows", "to_svg", "to_png", "efficiency_vs_batch", "roofline",
-           "measured_vs_predicted", "cost_per_million_tokens", "article_vs_calibrated", "PHASES", "PHASE_COLORS"]
+           "measured_vs_predicted", "cost_per_million_tokens", "article_vs_calibrated", "serving_plan", "PHASES",
+           "PHASE_COLORS"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -354,4 +355,52 @@ def article_vs_calibrated(rows: pd.DataFrame, *, title: str | None = None) -> Fi
         fig.supxlabel("* transfer: efficiency measured on another device, applied to this accelerator's datasheet "
                       "peak. On the bars: $ and the MFU it implies (article FLOPs: 2N, 6N).", fontsize=7.5, color="#555555", x=0.01, ha="left")
     fig.suptitle(title or "The article's assumptions against measured efficiency", fontsize=11, x=0.01, ha="left")
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# 6. A serving plan: cost against TPOT
+
+
+@plain_text
+def serving_plan(plan: dict, *, title: str | None = None) -> Figure:
+    """$ per 1M output tokens against TPOT, one point per concurrency of a `llmecon plan serve` result, the plan
+    marked and the TPOT target drawn: more requests in flight are cheaper per token and slower per token."""
+    rows = [r for r in plan.get("rows") or [] if r["tpot_s"] > 0 and r["usd_per_1m_output_tokens"] > 0]
+    if not rows:
+        raise FigureOmitted("the plan has no concurrency to draw.")
+    fig = Figure(figsize=(7.0, 4.2), layout="constrained")
+    ax = fig.subplots()
+    style_axes(ax)
+    x = [r["tpot_s"] for r in rows]
+    y = [r["usd_per_1m_output_tokens"] for r in rows]
+    ax.plot(x, y, "-", color="#9a9a9a", linewidth=1, zorder=1)
+    last_label = -math.inf
+    for r, xi, yi in zip(rows, x, y):
+        ok = r["ok"]
+        ax.scatter([xi], [yi], s=60 if r["plan"] else 22, zorder=3, color="#d9822b" if r["plan"] else
+                   ("#3b7dd8" if ok else "#bbbbbb"), edgecolor="black" if r["plan"] else "none")
+        if r["plan"] or math.log10(xi) - last_label > 0.2:   # labels a fifth of a decade apart at least
+            ax.annotate(f"{r['concurrency']:,}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7,
+                        color="#444444")
+            last_label = math.log10(xi)
+    tpot_slo = (plan.get("slo") or {}).get("tpot_s")
+    if tpot_slo:
+        ax.axvline(tpot_slo, color="#c0392b", linestyle="--", linewidth=1)
+        ax.text(tpot_slo, max(y), f" TPOT target {si(tpot_slo, 's')}", color="#c0392b", fontsize=8, va="top")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: si(v, "s")))
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))   # a cost curve spans a decade or two
+    ax.yaxis.set_major_formatter(usd_formatter())
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("time per output token (TPOT)")
+    ax.set_ylabel("$ per 1M output tokens")
+    ax.legend(handles=[Line2D([], [], marker="o", linestyle="", color="#3b7dd8", label="meets the targets"),
+                       Line2D([], [], marker="o", linestyle="", color="#bbbbbb", label="misses a target or memory"),
+                       Line2D([], [], marker="o", linestyle="", color="#d9822b", markeredgecolor="black",
+                              label="the plan")], fontsize=8, frameon=False, loc="upper right")
+    fig.suptitle(title or f"Serving {plan['model']} on {plan['hardware_id']}: cost against TPOT, by concurrency "
+                          "(labels)", fontsize=10, x=0.01, ha="left")
     return fig
