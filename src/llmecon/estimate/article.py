@@ -31,6 +31,7 @@ from llmecon.costmodel.article import reproduce_article
 from llmecon.costmodel.estimate import achieved_utilization, utilization_problem
 from llmecon.errors import UserError
 from llmecon.estimate import inputs
+from llmecon.estimate.serving import plan_serve
 
 INFERENCE_TARGETS = (("aws", "a100-sxm4-40gb", "a100_peak_flops_per_s", "AWS A100"),
                      ("tpu", "tpu-v4", "tpu_v4_peak_flops_per_s", "GCP TPU v4"))
@@ -38,6 +39,7 @@ TRAINED = (("gpt3", "gpt3-175b", "GPT-3"), ("gopher", "gopher-280b", "Gopher"), 
            ("palm", "palm-540b", "PaLM"), ("chinchilla", "chinchilla-70b", "Chinchilla"))
 TRAINING_TARGET = ("tpu-v4", "tpu_v4_peak_flops_per_s")
 A100_TRAINING = ("a100-sxm4-40gb", "A100 (1024)")
+SEARCH_TPOT_SLO_S = 0.05   # a stated target: 20 tokens/s per answer, faster than people read
 PUBLISHED = "published"   # --calibration published: the published reference calibrations
 
 
@@ -90,7 +92,10 @@ def calibrated_article(calib: Calibration, *, transfer: bool = False, dtype: str
     def predict(shape, phase, batch, length, hw):
         return predict_workload(calib, shape, phase, batch, length, hardware=hw, dtype=dtype, transfer=transfer)
 
-    doc = _tables(predict, dtype, **scenario)
+    def plan(**kw):
+        return plan_serve(calibration=calib, transfer=transfer, dtype=dtype, **kw)
+
+    doc = _tables(predict, dtype, plan, **scenario)
     return {"calibration": {"basis": calib.basis, "flop_convention": calib.flop_convention,
                             "run_ids": calib.provenance.run_ids, "device_names": calib.provenance.device_names},
             **doc, "assumptions": doc["assumptions"] | {"transfer": transfer}}
@@ -106,7 +111,10 @@ def published_article(*, dtype: str = "bf16", **scenario) -> dict:
                                transfer=ref.transferred)
         return est | {"label": ref.describe() + f", priced in {ref.dtype}", "sources": list(ref.fit.sources)}
 
-    doc = _tables(predict, f"{dtype} or the reference's dtype", **scenario)
+    def plan(**kw):
+        return plan_serve(**kw)
+
+    doc = _tables(predict, f"{dtype} or the reference's dtype", plan, **scenario)
     sources = sorted({s for t in doc["tables"] for r in t["rows"] for s in r["sources"]})
     return {"calibration": {"basis": "published", "sources": sources}, **doc, "published_mfu": published_mfu()}
 
@@ -120,13 +128,13 @@ def published_mfu() -> list[dict]:
             for m in load_published() if m.unit == "%MFU" and m.model in models]
 
 
-def _tables(predict, dtype: str, *, inference_batch: int = 16, context_len: int = 1024, train_batch: int = 8,
-            train_seq_len: int = 2048, a100_count: int = 1024) -> dict:
+def _tables(predict, dtype: str, plan, *, inference_batch: int = 16, context_len: int = 1024, train_batch: int = 8,
+            train_seq_len: int = 2048, a100_count: int = 1024, search_tpot_slo_s: float = SEARCH_TPOT_SLO_S) -> dict:
     """The scenarios, each step predicted by ``predict(shape, phase, batch, length, hardware)`` (a predict_workload
     dict): GPT-3 decoding at ``inference_batch`` x ``context_len`` on the article's A100 and TPU v4; the five models
     trained in steps of ``train_batch`` x ``train_seq_len`` on TPU v4 (the article's table); GPT-3 trained on
     ``a100_count`` A100s at the article's A100 price (not a table of the article: its method, on the chips GPT-3-era
-    runs used)."""
+    runs used); the ChatGPT-equivalent search query served by ``plan(**plan_serve options)`` at a TPOT target."""
     base = reproduce_article()
     p = _params(base)
     skipped: list[str] = []
@@ -180,6 +188,11 @@ def _tables(predict, dtype: str, *, inference_batch: int = 16, context_len: int 
         tables.append({"key": "training_a100", "rows": a100,
                        "title": f"GPT-3 training on {a100_count:,} A100s at the article's A100 price: the article's "
                                 f"46.2% MFU vs calibrated (steps of {train_batch} x {train_seq_len:,} tokens)"})
+    search = attempt(lambda: _search_query(plan, p, search_tpot_slo_s), "the search query on an A100")
+    if search:
+        tables.append({"key": "search", "rows": search,
+                       "title": f"A ChatGPT-equivalent search query on an A100: the article's flat 21.3% MFU vs the "
+                                f"serving plan at a {search_tpot_slo_s * 1e3:g} ms TPOT target"})
     if not tables:
         raise UserError("no article scenario could be calibrated: " + "; ".join(skipped))
     return {
@@ -188,12 +201,50 @@ def _tables(predict, dtype: str, *, inference_batch: int = 16, context_len: int 
                                       "context_len": context_len},
                         "training": {"hardware": hw, "batch_size": train_batch, "seq_len": train_seq_len},
                         "training_a100": {"hardware": A100_TRAINING[0], "accelerators": a100_count},
+                        "search": {"hardware": INFERENCE_TARGETS[0][1], "tpot_slo_s": search_tpot_slo_s,
+                                   "note": "each of the query's samples is a request of the 50-word prompt and a "
+                                           "400-word answer; memory not checked (one accelerator doing all the "
+                                           "work); steady state of continuous batching (docs/serving.md)"},
                         "note": "one accelerator doing all the work, as the article's accelerator-seconds; "
                                 "multi-chip communication not modelled"},
         "tables": tables,
         "basis": describe_source([r for t in tables for r in t["rows"]]),
         "skipped": skipped,
     }
+
+
+def _search_query(plan, p: dict, tpot_slo_s: float) -> list[dict]:
+    """The article's ChatGPT-equivalent query (a 50-word prompt, 5 sampled answers of 400 words): its flat cost, its
+    billed tokens x the article's $/1K tokens at 21.3 % on a p4d A100, against the serving plan's, 5 requests of the
+    prompt and one answer each, at the cheapest concurrency that meets ``tpot_slo_s`` on the article's A100 and
+    price. Memory is left out, as the article's one-accelerator-doing-all-the-work accounting does."""
+    words = p["words_per_1k_tokens"] / 1000   # words per token
+    samples = int(p["chatgpt_samples_per_query"])
+    prompt, answer = round(p["chatgpt_prompt_words"] / words), round(p["chatgpt_response_words"] / words)
+    usd_hour = p["aws_p4d_usd_per_hour"] / p["aws_p4d_accelerators"]
+    out = plan(model="gpt3-175b", hardware=INFERENCE_TARGETS[0][1], prompt_tokens=prompt, output_tokens=answer,
+               tpot_slo=tpot_slo_s, usd_per_hour=usd_hour, check_memory=False)
+    best = out["plan"]
+    if best is None:
+        raise UserError(f"no concurrency meets the {tpot_slo_s * 1e3:g} ms TPOT target ({out['binding']})")
+    flat = reproduce_article()
+    billed_tokens = flat.figure("search.chatgpt.tokens").value
+    article_usd = billed_tokens / 1000 * flat.figure("inference.aws.usd_per_1k_tokens").value
+    planned = samples * best["usd_per_request"]
+    mfu = p["inference_flops_per_param_per_token"] * p["gpt3_params"] * best["output_tokens_per_s"] / \
+        p["a100_peak_flops_per_s"]
+    info = {"target": f"A100, TPOT ≤ {tpot_slo_s * 1e3:g} ms", "mfu_article": p["mfu_inference"], "mfu_calibrated": mfu,
+            "regime": best["decode_regime"], "source": out["decode"]["label"], "sources": out["decode"]["sources"],
+            "transferred": out["decode"]["transferred"] or out["prefill"]["transferred"],
+            "extrapolated": out["prefill"]["extrapolated"],
+            "heldout_median_rel_error": out["decode"]["heldout_median_rel_error"],
+            "heldout_by_model_median_rel_error": out["decode"]["heldout_by_model_median_rel_error"],
+            "concurrency": best["concurrency"], "tpot_s": best["tpot_s"], "ttft_p90_s": best["ttft_p90_s"],
+            "binding": out["binding"]}
+    return [{"key": "search.chatgpt.usd_per_query", "label": f"ChatGPT-equivalent query: {billed_tokens:,.0f} tokens at "
+             f"$/1K (article) vs {samples} requests of {prompt} + {answer} tokens at concurrency "
+             f"{best['concurrency']:,}", "unit": "USD", "article": article_usd, "calibrated": planned,
+             "difference": planned / article_usd - 1} | info]
 
 
 def _a100_training(predict, p: dict, count: int, batch: int, seq_len: int, skipped: list[str]) -> list[dict]:

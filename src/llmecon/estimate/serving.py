@@ -64,7 +64,7 @@ def _phases(calib, hardware, dtype, transfer, engine) -> tuple[str, dict[str, _P
     for phase in ("prefill", "decode"):
         hw, _ = inputs.calibrated_target(calib, hardware, phase)
         d, _ = inputs.dtype(dtype, calib, hw, phase, transfer)
-        out[phase] = _Phase(calib, transfer, d, f"calibration ({phase})")
+        out[phase] = _Phase(calib, transfer, d, f"calibrated ({phase})")
         hardware = hw
     return hardware, out, "calibrated"
 
@@ -80,9 +80,11 @@ def _prefill_times(shape, lengths: Lengths, prefill: _Phase, hardware: str) -> t
 def plan_serve(model, *, hardware: str | None = None, calibration=None, engine: str | None = None,
                transfer: bool = False, dtype: str | None = None, prompt_tokens=None, output_tokens=None,
                lengths=None, ttft_slo=None, tpot_slo=None, price: str | None = None, usd_per_hour=None,
-               num_accelerators=1, concurrency=None, max_concurrency=None, memory=None) -> dict:
+               num_accelerators=1, concurrency=None, max_concurrency=None, memory=None,
+               check_memory: bool = True) -> dict:
     """The serving plan, as `llmecon plan serve --json`: a row per concurrency shown, the plan (cheapest per request
     meeting the targets and fitting in memory, or None), the constraint that binds it, and the basis.
+    ``check_memory=False`` leaves the memory out (the article's "one accelerator doing all the work").
 
     The tiny model on the CPU run committed under results/, at 3 ms per output token:
 
@@ -116,11 +118,12 @@ def plan_serve(model, *, hardware: str | None = None, calibration=None, engine: 
     weights = cm.weight_bytes(shape, kv_dtype)
     kv_per_token = cm.kv_cache_bytes_per_token(shape, kv_dtype)
     memory_bytes = parse_count("--memory", memory) if memory is not None else (
-        float(accelerator.memory_bytes) if accelerator is not None else None)
+        float(accelerator.memory_bytes) if accelerator is not None and check_memory else None)
     usable = usable_bytes(memory_bytes) if memory_bytes is not None else None
     cap, cap_by = _cap(usable, weights, kv_per_token, reqs, max_concurrency, shape.name)
 
     prefill_s, prefill_pred = _prefill_times(shape, reqs, phases["prefill"], hardware)
+    decode_pred = phases["decode"].step(shape, "decode", 1, max(1, round(reqs.decode_context())), hardware)
     mean_prefill = sum(prefill_s) / len(prefill_s)
     context = max(1, round(reqs.decode_context()))
 
@@ -165,10 +168,15 @@ def plan_serve(model, *, hardware: str | None = None, calibration=None, engine: 
         "memory_bytes": memory_bytes, "usable_bytes": usable, "headroom_fraction": HEADROOM_FRACTION,
         "weight_bytes": weights, "kv_cache_bytes_per_token": kv_per_token, "max_concurrency": cap,
         "max_concurrency_by": cap_by,
-        "prefill": {"label": phases["prefill"].label, "mean_s": mean_prefill, "regime": prefill_pred["regime"],
+        "prefill": {"label": phases["prefill"].label if basis == "published" else prefill_pred["label"],
+                    "mean_s": mean_prefill, "regime": prefill_pred["regime"],
                     "sources": list(phases["prefill"].sources), "transferred": prefill_pred["transferred"],
                     "extrapolated": prefill_pred["extrapolated"]},
-        "decode": {"label": phases["decode"].label, "sources": list(phases["decode"].sources)},
+        "decode": {"label": phases["decode"].label if basis == "published" else decode_pred["label"],
+                   "sources": list(phases["decode"].sources),
+                   "transferred": decode_pred["transferred"],
+                   "heldout_median_rel_error": decode_pred["heldout_median_rel_error"],
+                   "heldout_by_model_median_rel_error": decode_pred["heldout_by_model_median_rel_error"]},
         "rows": rows, "plan": best, "binding": binding, "notes": _notes(basis, slo, usable, best, binding, k),
     }
 
@@ -227,7 +235,8 @@ def _notes(basis, slo, usable, best, binding, k) -> list[str]:
     if slo["ttft_s"] is not None:
         notes.append(f"The TTFT target is held by the {TTFT_QUANTILE:.0%} quantile of the requests' TTFT.")
     if usable is None:
-        notes.append("The accelerator's memory is unknown (give --memory): the KV cache is not checked against it.")
+        notes.append("The accelerator's memory is not known or not checked (--memory): the weights and the KV cache "
+                      "are not checked against it.")
     if k > 1:
         notes.append(f"{k} accelerators serve as {k} independent replicas (data parallel): requests/s scale by {k}, "
                      "cost per request does not; tensor parallelism needs a calibration of it.")
