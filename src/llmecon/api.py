@@ -140,14 +140,14 @@ def compare(base, new, *, max_drop=DEFAULT_MAX_DROP, confidence=DEFAULT_CONFIDEN
 
 
 def report(runs, out_dir="report", *, calibration=None, term: str = DEFAULT_PRICE_TERM,
-           title: str | None = None) -> Path:
+           title: str | None = None, tpot_slo=None) -> Path:
     """Write one self-contained HTML page of figures and tables about the runs (`llmecon report`); returns
     the path of its index.html.
 
     >>> llmecon.report("results/", "report/", calibration="calibration.json")   # doctest: +SKIP
     PosixPath('report/index.html')
     """
-    return build_report(runs, out_dir, calibration=calibration, term=term, title=title)
+    return build_report(runs, out_dir, calibration=calibration, term=term, title=title, tpot_slo=tpot_slo)
 
 
 def run(out_dir=DEFAULT_OUT, *, device: str = "auto", term: str = DEFAULT_PRICE_TERM, progress: bool = False,

@@ -31,11 +31,15 @@ from llmecon.calibration.fit import calibrate_results, predicted_points
 from llmecon.costmodel.prices import parse_term
 from llmecon.errors import UserError
 from llmecon.estimate.article import calibrated_article
+from llmecon.estimate.serving import plan_serve
 from llmecon.estimate.costs import cost_table
 from llmecon.files import atomic_write_text
 from llmecon.records.load import Results, load_results
 from llmecon.render.html import ReportInputs, write_report
 from llmecon.vocab import DEFAULT_OUT, DEFAULT_PRICE_TERM, RUNS_FOLDER
+
+
+REPORT_PROMPT_TOKENS, REPORT_OUTPUT_TOKENS = 512, 128   # the report's serving plan: a stated request shape
 
 
 def measured_models(frame: pd.DataFrame) -> list[str]:
@@ -46,9 +50,11 @@ def measured_models(frame: pd.DataFrame) -> list[str]:
 
 def report_inputs(results: Results, *, calibration: Calibration | None = None, calibration_source: str | None = None,
                   calibration_error: str | None = None, term: str = DEFAULT_PRICE_TERM,
-                  title: str | None = None) -> ReportInputs:
-    """Everything the report shows, computed once: the cost table (also costs.csv), the calibrated article
-    and the calibration's predictions of the measured rows."""
+                  title: str | None = None, tpot_slo=None) -> ReportInputs:
+    """Everything the report shows, computed once: the cost table (also costs.csv), the calibrated article,
+    the calibration's predictions of the measured rows, and a serving plan of the first measured model on the
+    calibrated device (REPORT_PROMPT_TOKENS + REPORT_OUTPUT_TOKENS per request, $1 per accelerator-hour: costs
+    scale with the price) at ``tpot_slo`` when given."""
     term = parse_term(term)
     inputs = ReportInputs(results=results, calibration=calibration, calibration_source=calibration_source,
                           calibration_error=calibration_error, term=term, title=title)
@@ -61,11 +67,17 @@ def report_inputs(results: Results, *, calibration: Calibration | None = None, c
         inputs.article = calibrated_article(calibration, transfer=True)
     except UserError as exc:
         inputs.article_error = str(exc)
+    try:
+        inputs.serving = plan_serve(measured_models(frame)[0], calibration=calibration,
+                                    prompt_tokens=REPORT_PROMPT_TOKENS, output_tokens=REPORT_OUTPUT_TOKENS,
+                                    tpot_slo=tpot_slo, usd_per_hour=1.0)
+    except UserError as exc:
+        inputs.serving_error = str(exc)
     return inputs
 
 
 def build_report(runs, out_dir="report", *, calibration=None, term: str = DEFAULT_PRICE_TERM,
-                 title: str | None = None) -> Path:
+                 title: str | None = None, tpot_slo=None) -> Path:
     """Load the runs once, price and render them; write ``out_dir/index.html`` and return its path.
     ``calibration``: a Calibration or the path of its file."""
     results = load_results(runs)
@@ -74,7 +86,7 @@ def build_report(runs, out_dir="report", *, calibration=None, term: str = DEFAUL
     if calibration is not None and not isinstance(calibration, Calibration):
         source, calibration = str(calibration), Calibration.load(calibration)
     return write_report(report_inputs(results, calibration=calibration, calibration_source=source, term=term,
-                                      title=title), out_dir)
+                                      title=title, tpot_slo=tpot_slo), out_dir)
 
 
 @dataclass

@@ -27,7 +27,7 @@ def page(frame, calib):
 
 def test_html_page_with_calibration_has_every_figure(page):
     names = re.findall(r"<figure class='plot' data-figure='([a-z_]+)'", page)
-    assert names == ["utilization", "roofline", "measured_vs_predicted", "costs", "article"]
+    assert names == ["utilization", "roofline", "measured_vs_predicted", "costs", "serving", "article"]
     assert "Figure omitted" not in page
     for needle in ("Key numbers", "held-out", "transfer", "Provenance", "calibration.json", "executed", "on-demand"):
         assert needle in page
@@ -69,7 +69,7 @@ def test_html_page_shows_the_fit_warnings(frame):
 def test_html_page_without_calibration_says_why_figures_are_missing(frame):
     page = render_report(ReportInputs(results=_results(frame)))
     assert re.findall(r"data-figure='([a-z_]+)'", page) == ["utilization", "roofline"]
-    assert page.count("class='omitted figure-omitted'") == 3
+    assert page.count("class='omitted figure-omitted'") == 4
     assert "no calibration was given" in page
 
 
@@ -107,6 +107,13 @@ def test_html_page_renders_in_headless_chromium(page, tmp_path, chromium):
     (out / "index.html").write_text(page, encoding="utf-8")
     shot = tmp_path / "report.png"
     dom = chromium.render(out / "index.html", tmp_path, screenshot=shot)
-    chromium.assert_all_figures_loaded(dom, 5)
+    chromium.assert_all_figures_loaded(dom, 6)
     assert 'data-figures-omitted="0"' in dom
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+
+
+def test_html_page_serving_section_draws_the_tpot_target(frame, calib):
+    page = render_report(report_inputs(_results(frame), calibration=calib, tpot_slo="5ms"))
+    serving = page[page.index("<section id='serving'>"):]
+    serving = serving[:serving.index("</section>")]
+    assert "TPOT target 5 ms" in serving and "bound by tpot" in serving and "▶" in serving

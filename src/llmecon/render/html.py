@@ -45,6 +45,8 @@ class ReportInputs:
     article_error: str | None = None
     predicted: pd.DataFrame | None = None    # calibration.fit.predicted_points
     predicted_missing: int = 0
+    serving: dict[str, Any] | None = None    # estimate.serving.plan_serve of the first measured model
+    serving_error: str | None = None
     title: str | None = None
 
 
@@ -67,6 +69,7 @@ def render_report(inputs: ReportInputs) -> str:
         ("calibration", "Calibration", sections.calibration(calib, inputs.calibration_source, inputs.calibration_error,
                                                             inputs.predicted, inputs.predicted_missing)),
         ("costs", "$ per 1M tokens", sections.costs(calib, inputs.costs, inputs.cost_notes, inputs.term)),
+        ("serving", "Serving", sections.serving(inputs.serving, inputs.serving_error)),
         ("article", "The article", sections.article(inputs.article, inputs.article_error)),
         ("measurements", "Every measurement", sections.measurements(frame)),
         ("rows", "Rows not plotted", sections.not_plotted(frame, inputs.results.problems)),

@@ -288,6 +288,29 @@ def article(doc: Mapping | None, error: str | None) -> str:
     return section("article", title, body)
 
 
+def serving(plan: Mapping | None, error: str | None) -> str:
+    title = "Serving: cost against time per output token"
+    intro = para("How many requests this device could serve at once, and what each output token then costs, from the "
+                 "calibration's prefill and decode times in the steady state of continuous batching (docs/serving.md; "
+                 "`llmecon plan serve` for your own lengths, targets and price). Costs are at $1 per "
+                 "accelerator-hour: they scale with the price.")
+    if plan is None:
+        return section("serving", title, intro + omitted(esc(error) if error else "a serving plan needs a calibration "
+                                                                                   "with prefill and decode fits."))
+    lengths, best = plan["lengths"], plan.get("plan")
+    body = intro + para(f"{esc(plan['model'])} on {esc(plan['hardware_id'])}: requests of "
+                        f"{lengths['mean_prompt_tokens']:.0f} prompt and {lengths['mean_output_tokens']:.0f} output "
+                        "tokens." + (f" The plan: {best['concurrency']:,} requests in flight, TPOT "
+                                     f"{esc(si(best['tpot_s'], 's'))}, bound by {esc(plan['binding'])}." if best else
+                                     " No concurrency meets the target."))
+    body += figure(lambda: F.serving_plan(plan), "serving")
+    body += table_html(["requests in flight", "TTFT p90", "TPOT", "output tokens/s", "$ per 1M output tokens", "plan"],
+                       [[f"{r['concurrency']:,}", si(r["ttft_p90_s"], "s"), si(r["tpot_s"], "s"),
+                         f"{r['output_tokens_per_s']:,.0f}", usd(r["usd_per_1m_output_tokens"]),
+                         "▶" if r["plan"] else ""] for r in plan["rows"]])
+    return section("serving", title, body)
+
+
 def not_plotted(frame: pd.DataFrame, problems: Sequence[str]) -> str:
     bad = frame.drop(index=F.usable_rows(frame).index)
     if bad.empty and not problems:
