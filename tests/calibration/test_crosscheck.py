@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmecon.calibration.crosscheck import cross_hardware
+from llmecon.calibration.crosscheck import cross_hardware, source_label
 from llmecon.calibration.model import StepModel
 from llmecon.calibration.published import fit_engine, published_rows
 from llmecon.costmodel import flops as cf
@@ -56,3 +56,8 @@ def test_a_16_bit_fit_does_not_predict_fp8_points(tmp_path):
     frame = check(tmp_path, points)
     moved = frame[(frame["check"] == "transfer") & (frame["fitted_dtype"] == "bf16")]
     assert list(moved["target_dtype"]) == ["fp16"]
+
+
+def test_source_labels_name_the_file_and_the_commit():
+    assert source_label("https://github.com/o/r/blob/250d9c293d5edbc2a45c20775b3150b1eb68b364/docs/p.md") == "p.md @ 250d9c2"
+    assert source_label("https://arxiv.org/abs/2204.02311") == "2204.02311"

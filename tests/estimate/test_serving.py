@@ -72,6 +72,13 @@ def test_bad_input_is_one_line(calib, kw, message):
         plan(calib, **kw)
 
 
-def test_published_basis_needs_a_prefill_reference():
-    with pytest.raises(UserError, match="no published prefill reference.*needs both a prefill and a decode"):
-        plan_serve("llama-3-8b", hardware="h100-sxm", prompt_tokens=512, output_tokens=128, usd_per_hour=3)
+def test_published_basis_plans_from_the_published_prefill_and_decode_fits():
+    out = plan_serve("llama-3-8b", hardware="h100-sxm", prompt_tokens=512, output_tokens=128, usd_per_hour=3,
+                     tpot_slo="50ms")
+    assert out["basis"] == "published" and out["plan"]["tpot_s"] <= 0.05 and out["binding"] == "tpot"
+    for phase in ("prefill", "decode"):
+        assert out[phase]["label"].startswith(f"published tensorrt-llm points on h100-sxm (fp8 {phase})")
+        assert out[phase]["sources"] and all(s.startswith("https://") for s in out[phase]["sources"])
+    with pytest.raises(UserError, match="no published prefill of torchtitan.*needs both a prefill and a decode"):
+        plan_serve("llama-3-8b", hardware="h100-sxm", engine="torchtitan", prompt_tokens=512, output_tokens=128,
+                   usd_per_hour=3)

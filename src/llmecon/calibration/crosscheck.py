@@ -64,6 +64,15 @@ def _summary(phase, check, fitted: tuple, n_fitted: int, target: tuple, n_target
     return dict(zip(COLUMNS, (phase, check, *fitted, n_fitted, *target, n_target, median, worst)))
 
 
+def source_label(url: str) -> str:
+    """A source's short name: its file name, with the commit of a GitHub blob address ('performance.md @ 250d9c2')."""
+    parts = url.rstrip("/").split("/")
+    label = parts[-1]
+    if "blob" in parts and parts.index("blob") + 1 < len(parts):
+        label += f" @ {parts[parts.index('blob') + 1][:7]}"
+    return label
+
+
 def _leave_one_source_out(group: pd.DataFrame, key: tuple) -> list[dict]:
     out = []
     for source in sorted(set(group["source"])):
@@ -73,7 +82,7 @@ def _leave_one_source_out(group: pd.DataFrame, key: tuple) -> list[dict]:
             continue
         fit = StepModel(entry["eta_compute"], entry["eta_memory"], entry["t0_s"], entry["peak_flops_per_s"],
                         entry["peak_bytes_per_s"], entry["tau_s_per_layer"])
-        out.append(_row(key[3], f"leave out {source.rstrip('/').rsplit('/', 1)[-1]}", key[:3], len(train), key[:3],
+        out.append(_row(key[3], f"leave out {source_label(source)}", key[:3], len(train), key[:3],
                         _errors(lambda r, f=fit: f, test)))
     return out
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import click
 
-from llmecon.cli._output import console, echo_json, table
+from llmecon.cli._output import console, echo_json, frame_records, table
+from llmecon.estimate.generate_check import check_runs
 from llmecon.estimate.serving import plan_serve
 from llmecon.render.figures import serving_plan
-from llmecon.units import binary_bytes, number, si, usd
+from llmecon.units import binary_bytes, number, pct, si, usd
 from llmecon.vocab import DTYPES
 
 
@@ -69,6 +70,42 @@ def serve(as_json: bool, plot: str | None, **options) -> None:
     _print(out)
     if plot:
         click.echo(f"wrote {plot}")
+
+
+@plan.command("check")
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option("--calibration", required=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="A calibration with prefill and decode fits (`llmecon calibrate`).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: every checked row, and the summary.")
+def check(runs, calibration: str, as_json: bool) -> None:
+    """Predict measured generate runs from the calibration's prefill and decode fits: is the plan right?
+
+    RUNS hold `llmecon bench --phase generate` runs (a batch prefilled, then decoded); the calibration is
+    fitted on prefill and decode runs, never on generate ones, so each row is held out. Prints measured
+    against predicted TTFT, TPOT and request time, and the median error of each (docs/serving.md).
+
+    \b
+    Example:
+      llmecon bench --model tiny --phase prefill,decode --batch-size 1,2,4,8 --seq-len 64,256 -o fit/
+      llmecon calibrate fit/ -o calibration.json
+      llmecon bench --model tiny --phase generate --batch-size 1,3,6 --seq-len 96 -o check/
+      llmecon plan check check/ --calibration calibration.json
+    """
+    checked, totals = check_runs(runs, calibration)
+    if as_json:
+        echo_json({"rows": frame_records(checked), "summary": totals})
+        return
+    con = console()
+    con.print(table("generate runs: measured against predicted (held out of the fit)",
+                    ["model", "batch", "prompt", "output", "TTFT", "predicted", "error", "TPOT", "predicted", "error",
+                     "request", "predicted", "error"],
+                    [[r.model, r.batch_size, r.prompt_tokens, r.output_tokens,
+                      *(x for q in ("ttft", "tpot", "request") for x in
+                        (si(getattr(r, f"{q}_s"), "s"), si(getattr(r, f"{q}_predicted_s"), "s"),
+                         pct(getattr(r, f"{q}_rel_error"))))] for r in checked.itertuples()]))
+    con.print("median error: " + ", ".join(f"{q.upper() if q != 'request' else q} {pct(v['median_rel_error'])} "
+                                           f"(max {pct(v['max_rel_error'])})" for q, v in totals.items())
+              + f" over {len(checked)} configuration(s)")
 
 
 def _print(out: dict) -> None:
