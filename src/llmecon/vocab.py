@@ -4,8 +4,14 @@ Every module that names a phase, a dtype, a FLOP convention, a status or a price
 so that the CLI's choices, the record format and the sheets' validation can never disagree.
 """
 
+# The phases calibrate fits and estimates price.
 PHASES = ("prefill", "decode", "train")
 INFERENCE_PHASES = ("prefill", "decode")
+# A bench-only phase: a whole batched request (prefill, then greedy decode steps), timed end to end for its time to
+# first token and time per output token (measure.workloads). Calibrate never fits it: it is predicted from the
+# prefill and decode fits, which is what measuring it checks.
+GENERATE = "generate"
+BENCH_PHASES = PHASES + (GENERATE,)
 
 # Every dtype a datasheet peak may be given for (int8 in OP/s), and the subset bench can run
 # (tf32 = float32 storage with TF32 tensor-core matmuls allowed).
