@@ -79,14 +79,15 @@ class Plant:
                status: str = "ok", reasons=(), batch_size: int = 1, seq_len: int = 512, model: str = "tiny",
                name: str | None = None, energy_j: float | None = None, validity: dict | None = None,
                layers: int | None = None, time_scale: float | None = None, full_flops=None,
-               full_bytes: float | None = None, rounds=None, ops: dict | None = None) -> dict:
+               full_bytes: float | None = None, rounds=None, ops: dict | None = None,
+               new_tokens: int | None = None) -> dict:
         """One record as bench writes it, from the real builder; ``flops`` (a number for every convention, or a
         dict), ``bytes_step`` and ``tokens`` replace the cost model's work with planted numbers (None keeps the
         cost model's); ``full_flops``/``full_bytes`` plant the full model's work when it differs (--layers).
         ``samples`` is one round's samples; ``rounds`` (a list of sample lists) plants several rounds instead;
-        ``ops`` the record's operator counts."""
+        ``ops`` the record's operator counts; ``new_tokens`` decode's and generate's (default 16)."""
         cfg = {"model": model, "phase": phase, "batch_size": batch_size, "seq_len": seq_len,
-               "new_tokens": 16 if phase == "decode" else None, "dtype": dtype, "device": "cpu",
+               "new_tokens": (new_tokens or 16) if phase in ("decode", "generate") else None, "dtype": dtype, "device": "cpu",
                "attn_implementation": "sdpa", "compile": False, "static_cache": False, "layers": layers,
                "activation_checkpointing": False, "weights": "random"}
         full = load_model_shape(model)
@@ -101,7 +102,7 @@ class Plant:
         if flops is not None:
             rec["work"]["flops_per_step"] = per_convention(flops)
             rec["work"]["full_model"]["flops_per_step"] = per_convention(full_flops if full_flops is not None else flops)
-        if bytes_step is not None or phase != "decode":
+        if bytes_step is not None or phase not in ("decode", "generate"):
             rec["work"]["bytes_per_step"] = bytes_step
             rec["work"]["full_model"]["bytes_per_step"] = full_bytes if full_bytes is not None else bytes_step
         if tokens is not None:

@@ -16,6 +16,7 @@ from llmecon.stats import (
     mann_whitney_cdf,
     median_ci,
     median_ci_ranks,
+    median_p90,
     quantile,
     relative_ci_halfwidth,
     shift_ci_ranks,
@@ -145,3 +146,12 @@ def test_stats_hodges_lehmann_without_a_shift_errs_at_its_stated_rate():
         s = hodges_lehmann_shift(rng.standard_t(3, size=5), rng.standard_t(3, size=5))
         misses += not (s.low <= 0 <= s.high)
     assert misses / trials < (1 - s.coverage) + 0.012
+
+
+def test_stats_median_p90_is_numpys_default_percentile():
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 5, 12, 37):
+        x = rng.lognormal(-6.0, 0.3, n).tolist()
+        assert median_p90(x) == pytest.approx(tuple(np.percentile(x, [50, 90])), rel=1e-12)
+    assert median_p90([]) == (None, None) and median_p90([0.1, None]) == (None, None)
+    assert median_p90([0.1, math.inf]) == (None, None)

@@ -18,6 +18,7 @@ def test_vocab_tables_are_keyed_by_the_vocabulary():
 
 def test_vocab_record_format_uses_the_same_words():
     assert typing.get_args(schema.Phase) == vocab.PHASES
+    assert typing.get_args(schema.BenchPhase) == vocab.BENCH_PHASES == (*vocab.PHASES, vocab.GENERATE)
     assert typing.get_args(schema.BenchDtype) == vocab.BENCH_DTYPES
     assert typing.get_args(schema.Convention) == vocab.CONVENTIONS
     assert typing.get_args(schema.Status) == vocab.STATUSES

@@ -45,6 +45,17 @@ def quantile(sorted_values: list[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
+def median_p90(samples) -> tuple[float | None, float | None]:
+    """(median, 90th percentile) of raw samples pooled as given, each by `quantile`: linear interpolation between
+    the two nearest order statistics, numpy's default method (``numpy.percentile(x, [50, 90])``). (None, None)
+    when there is no sample or one is non-finite (None: sanitised when written)."""
+    values = list(samples)
+    if not values or any(v is None or not math.isfinite(v) for v in values):
+        return None, None
+    ordered = sorted(values)
+    return quantile(ordered, 0.5), quantile(ordered, 0.9)
+
+
 def summarize(samples_s, *, min_iters: int = 1, min_time_s: float = 0.0) -> tuple[dict, Validity]:
     """({mean_s, median_s, iqr_s, p10_s, p90_s}, Validity) of raw samples in seconds. A None sample (a
     non-finite value that was sanitised when written) counts as non-finite."""

@@ -215,3 +215,16 @@ def test_fit_predicted_points_use_each_rows_depth(depths):
     frame = depths(noise=0.0)
     points, missing = predicted_points(frame, fit_calibration(frame))
     assert missing == 0 and np.allclose(points["predicted_step_time_s"], points["step_time_s"], rtol=1e-3)
+
+
+def test_fit_ignores_generate_rows(plant):
+    """generate (bench-only) is predicted from the prefill and decode fits, never fitted: its rows, however many,
+    leave the fits as they are and add no (hardware, dtype, generate) fit or refusal."""
+    frame = plant.frame(phases=("decode",))
+    generate = plant.frame(phases=("decode",), eta_c=0.05, eta_m=0.05, seed=7).assign(phase="generate")
+    with_generate = fit_calibration(pd.concat([frame, generate], ignore_index=True))
+    alone = fit_calibration(frame)
+    assert [f.phase for f in with_generate.fits] == ["decode"] and not with_generate.refused
+    assert _fit(with_generate, "decode").eta_memory == _fit(alone, "decode").eta_memory
+    with pytest.raises(UserError, match="no valid rows"):
+        fit_calibration(generate)

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from llmecon.cli import main
 from llmecon.cli._views import print_measurements
 from llmecon.records.load import load_results
+from llmecon.records.schema import Record
 
 
 def test_bench_device_cuda_without_cuda_exits_2_before_anything(tmp_path, monkeypatch):
@@ -48,6 +49,8 @@ def test_bench_shapes_beyond_context_are_refused_up_front(tmp_path, args, number
     (["--name", "x"], "--name: not used, without --model"),
     (["--batch-size", "8"], "--batch-size: not used, without --model"),  # the default suite would ignore it
     (["--resume", "RUN_DIR", "--model", "tiny"], "--model, --device, --out: not used, --resume reruns"),
+    (["--model", "tiny", "--phase", "generate", "--new-tokens", "1"], "--phase generate needs --new-tokens >= 2"),
+    (["--model", "tiny", "--phase", "serve"], "unknown phase 'serve'; choose from prefill, decode, train, generate"),
 ])
 def test_bench_refused_up_front_one_line_no_run_folder(tmp_path, args, message):
     config_dir, run_dir, out = tmp_path / "cfg", tmp_path / "run", tmp_path / "out"
@@ -141,6 +144,40 @@ def test_bench_name_overrides_the_models_own_name(tmp_path):
     assert got["record"]["config_id"].startswith("prefill-llama-mine-fp32-b1-s8-")
     table = _table(got["run_dir"])
     assert "llama-mine" in table and "acme" not in table
+
+
+@pytest.mark.slow
+def test_bench_generate_real_tiny_requests_keep_ttft_and_tpot_and_show_them(tmp_path):
+    """A real generate bench (P = 16, O = 4, batch 1 and 2): every timed request keeps one TTFT and O - 1 steps
+    summing to its sample; the end table, results show and compare take the rows."""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["bench", "--model", "tiny", "--phase", "generate", "--seq-len", "16",
+                                       "--new-tokens", "4", "--batch-size", "1,2", "--device", "cpu", "--rounds", "2",
+                                       "--min-iters", "2", "--min-time", "0", "--warmup", "1", "--precision", "0",
+                                       "--no-isolate", "--quiet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "TTFT p50 / p90" in result.stdout and "TPOT p50 / p90" in result.stdout
+    (run_dir,) = (out / "runs").iterdir()
+    records = [Record.model_validate_json(p.read_text()) for p in sorted((run_dir / "records").glob("*.json"))]
+    assert sorted(r.config.batch_size for r in records) == [1, 2]
+    for rec in records:
+        assert rec.status == "ok" and rec.config.phase == "generate" and rec.config.new_tokens == 4, rec.reasons
+        assert rec.work.tokens_per_step == 4 * rec.config.batch_size and len(rec.timing.rounds) == 2
+        for rnd in rec.timing.rounds:
+            n = rnd.n_samples
+            assert n >= 2 and len(rnd.samples_s) == len(rnd.ttft_samples_s) == n and len(rnd.tpot_samples_s) == 3 * n
+            for i, sample in enumerate(rnd.samples_s):
+                assert sample == pytest.approx(rnd.ttft_samples_s[i] + sum(rnd.tpot_samples_s[3 * i:3 * i + 3]),
+                                               rel=1e-12)
+            assert rnd.context_positions is None
+    frame = load_results(run_dir).frame
+    assert frame["valid"].all() and (frame["ttft_s"] > frame["tpot_s"]).all() and frame["tpot_p90_s"].notna().all()
+    shown = CliRunner().invoke(main, ["results", "show", str(run_dir)])
+    assert shown.exit_code == 0 and "ttft_p90_s" in shown.stdout and "tpot_s" in shown.stdout, shown.output
+    same = CliRunner().invoke(main, ["compare", str(run_dir), str(run_dir), "--json"])
+    assert same.exit_code == 0, same.output
+    rows = json.loads(same.stdout)["rows"]
+    assert len(rows) == 2 and {r["phase"] for r in rows} == {"generate"}
 
 
 # ------------------------------------------------------------------------------------------------ --dry-run

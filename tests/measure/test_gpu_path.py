@@ -31,10 +31,10 @@ def _run(tmp_path, **kw):
 
 def test_gpu_path_events_beside_host_time_and_launch_bound(tmp_path, fake_cuda):
     fake_cuda(event_factor=0.9, kernel_time_s=1e-6, kernels=420)
-    run_dir, run, records = _run(tmp_path, phases=("prefill", "decode", "train"), batch_sizes=(1,))
+    run_dir, run, records = _run(tmp_path, phases=("prefill", "decode", "train", "generate"), batch_sizes=(1,))
     assert run.device.kind == "cuda" and run.device.hardware_id == "h200" and run.device.compute_mode == "default"
     assert "CUDA events" in run.ceilings["fp32"].timing_method
-    assert {r.config.phase for r in records} == {"prefill", "decode", "train"}
+    assert {r.config.phase for r in records} == {"prefill", "decode", "train", "generate"}
     for rec in records:
         assert rec.status == "ok", rec.reasons
         t = rec.timing
@@ -50,7 +50,9 @@ def test_gpu_path_events_beside_host_time_and_launch_bound(tmp_path, fake_cuda):
         assert rec.telemetry.energy_j_per_token is None and "under 2 s" in rec.telemetry.energy_reason
         assert rec.memory.peak_bytes == 1 << 30
     frame = load_results(run_dir).frame
-    assert frame["launch_bound"].tolist() == [True] * 3 and frame["device_step_s"].notna().all()
+    assert frame["launch_bound"].tolist() == [True] * 4 and frame["device_step_s"].notna().all()
+    generate = frame[frame["phase"] == "generate"].iloc[0]   # the device clock brackets each whole request
+    assert generate["valid"] and generate["ttft_s"] > 0 and generate["tpot_s"] > 0
     assert frame["energy_j_per_token"].isna().all()
 
 

@@ -88,3 +88,12 @@ def test_memcheck_real_run_records_predicted_ooms_as_skipped_before_any_worker(t
                             r"--no-memory-check runs it anyway\)", reason), reason
     else:
         assert records[4]["status"] == "ok"
+
+
+def test_memcheck_generate_request_holds_what_a_decode_pass_of_new_tokens_minus_one_steps_holds():
+    base = {"model": "llama-3-8b", "batch_size": 8, "seq_len": 2048, "dtype": "bf16", "device": "cuda:0",
+            "static_cache": False}
+    generate = config_footprint({**base, "phase": "generate", "new_tokens": 32})
+    assert generate == config_footprint({**base, "phase": "decode", "new_tokens": 31})
+    decode = config_footprint({**base, "phase": "decode", "new_tokens": 32})
+    assert generate["parts_bytes"]["kv_cache"] == decode["parts_bytes"]["kv_cache"] * (2048 + 31) / (2048 + 32)

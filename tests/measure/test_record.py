@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmecon.costmodel.flops import train_step_flops
+from llmecon.costmodel.flops import decode_flops, decode_step_flops, prefill_flops, train_step_flops
 from llmecon.costmodel.memory import decode_bytes
 from llmecon.measure.models import built_shape
 from llmecon.measure.record import base_record, time_scale, work_block
@@ -62,3 +62,20 @@ def test_record_time_scale_is_the_ratio_of_the_dominant_work():
     full = {"flops_per_step": {"executed": 7.0, "article": 100.0}, "bytes_per_step": 25.0}
     assert time_scale("prefill", built, full) == 3.5 and time_scale("train", built, full) == 3.5
     assert time_scale("decode", built, full) == 2.5
+
+
+def test_record_generate_work_is_one_request_prefill_plus_new_tokens_minus_one_steps():
+    """P = 16 prompt tokens, O = 4 output tokens, batch 2: 8 generated tokens; FLOPs the prefill plus 3 decode steps
+    attending 17, 18, 19 positions; bytes those 3 steps'; --layers extrapolates by their bytes."""
+    shape, full = built_shape("llama-3-8b", 8)
+    work = work_block(full, "generate", 2, 16, 4, "bf16")
+    assert work["tokens_per_step"] == 8
+    for c in CONVENTIONS:
+        steps = sum(decode_step_flops(full, 2, 16 + k, c) for k in (1, 2, 3))
+        assert work["flops_per_step"][c] == pytest.approx(prefill_flops(full, 2, 16, c) + steps)
+        assert work["flops_per_step"][c] == prefill_flops(full, 2, 16, c) + decode_flops(full, 2, 16, 3, c)
+    assert work["bytes_per_step"] == decode_bytes(full, "bf16", 2, 16, 3)
+    rec = _record({**CFG, "phase": "generate", "batch_size": 2, "seq_len": 16, "new_tokens": 4}, shape, full)
+    assert rec["work"]["full_model"]["bytes_per_step"] == work["bytes_per_step"]
+    assert rec["model"]["time_scale"] == pytest.approx(work["bytes_per_step"] / decode_bytes(shape, "bf16", 2, 16, 3))
+    assert "decode steps" in rec["model"]["extrapolation_basis"]

@@ -73,3 +73,21 @@ def test_spec_plan_refuses_more_layers_than_the_model_has():
         plan(spec, "cpu", "cpu")
     (cfg,) = plan(BenchSpec(models=("tiny",), phases=("prefill",), seq_lens=(16,), layers=1), "cpu", "cpu")
     assert cfg["layers"] == 1 and cfg["name"] == "tiny"
+
+
+def test_spec_generate_is_bench_only_and_needs_two_new_tokens():
+    """generate: new_tokens is the output tokens per sequence (a first token and at least one decode step); the
+    default phases stay the three calibrate fits; the cache holds seq_len + new_tokens - 1 positions."""
+    assert BenchSpec(models=("tiny",)).phases == ("prefill", "decode", "train")
+    with pytest.raises(UserError, match="--phase generate needs --new-tokens >= 2"):
+        BenchSpec(models=("tiny",), phases=("generate",), new_tokens=1)
+    with pytest.raises(UserError, match="drop --compile"):
+        BenchSpec(models=("tiny",), phases=("generate",), compile=True)
+    configs = plan(BenchSpec(models=("tiny",), phases=("generate",), seq_lens=(16,), new_tokens=4,
+                             static_cache=True), "cpu", "cpu")
+    assert configs[0]["new_tokens"] == 4 and configs[0]["static_cache"] is False
+    assert configs[0]["config_id"].startswith("generate-tiny-fp32-b1-s16-n4-")
+    ctx = 2048   # tiny's max_position_embeddings: 2045 + 4 - 1 fits, 2046 + 4 - 1 does not
+    assert plan(BenchSpec(models=("tiny",), phases=("generate",), seq_lens=(ctx - 3,), new_tokens=4), "cpu", "cpu")
+    with pytest.raises(UserError, match="seq_len 2046 \\+ new_tokens 4 - 1 = 2049 exceeds"):
+        plan(BenchSpec(models=("tiny",), phases=("generate",), seq_lens=(ctx - 2,), new_tokens=4), "cpu", "cpu")

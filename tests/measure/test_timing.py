@@ -178,3 +178,23 @@ def test_timing_real_clock_and_record_block():
     assert block["n_samples"] == len(block["samples_s"]) >= 5
     assert block["validity"] == {"valid": True, "reasons": [], "warnings": block["validity"]["warnings"]}
     assert set(block) >= {"samples_s", "first_call_s", "warmup_iters", "n_samples", "total_s", "validity", "stop"}
+
+
+def test_timing_self_timed_call_is_sampled_by_what_it_returns():
+    """A self-timed call (generate's request) returns the seconds of the parts it timed: that is the sample, the
+    cold call's and the warm-up's time, not the clock around the call (which also ran its bookkeeping)."""
+    clock = FakeClock(lambda i: 0.5)   # every call spends 0.5 s of wall clock, 0.25 s of it in timed parts
+    parts = []
+
+    def request():
+        clock.fn()
+        parts.append(0.125 + 0.125)   # "TTFT" + one "step"
+        return parts[-1]
+
+    m = measure(request, K(warmup_iters=1, min_iters=4, min_time_s=1.0), sync=clock.sync, clock=clock,
+                self_timed=True)
+    assert m.first_call_s == 0.25 and set(m.samples_s) == {0.25}
+    assert m.n_samples == 4 and m.total_s == pytest.approx(2.0)   # min_time counts the returned seconds
+    wall = FakeClock(lambda i: 0.5)
+    plain = measure(wall.fn, K(warmup_iters=1, min_iters=4, min_time_s=0.0), sync=wall.sync, clock=wall)
+    assert plain.samples_s == (0.5,) * 4    # not self-timed: the clock around the call

@@ -27,6 +27,23 @@ def test_workloads_decode_times_one_step_per_sample_at_known_positions(static_ca
     assert out["tokens_per_step"] == 2 and out["ops"] is None   # not asked to count
 
 
+def test_workloads_generate_times_whole_requests_and_keeps_each_ones_ttft_and_steps():
+    built = build_model("tiny", device="cpu", dtype="fp32")
+    out = run_workload(built, "generate", batch_size=2, seq_len=16, new_tokens=4, dtype="fp32", device="cpu",
+                       knobs=Knobs(warmup_iters=1, min_iters=2, min_time_s=0.0, max_time_s=5.0))
+    t = out["round"]
+    assert t["validity"]["valid"], t["validity"]
+    n = t["n_samples"]
+    assert n >= 2 and t["warmup_iters"] == 1 and len(t["ttft_samples_s"]) == n and len(t["tpot_samples_s"]) == 3 * n
+    for i, sample in enumerate(t["samples_s"]):   # a request is its TTFT plus its three steps, exactly
+        assert sample == pytest.approx(t["ttft_samples_s"][i] + sum(t["tpot_samples_s"][3 * i:3 * i + 3]), rel=1e-12)
+    assert all(s > 0 for s in t["tpot_samples_s"]) and t["first_call_s"] > 0
+    assert out["tokens_per_step"] == 8 and out["timing_extra"]["cache"] == "dynamic"
+    assert out["telemetry"]["tokens_in_samples"] == 8 * n
+    with pytest.raises(ValueError, match="new_tokens >= 2"):
+        run_workload(built, "generate", batch_size=1, seq_len=16, new_tokens=1, dtype="fp32", device="cpu")
+
+
 def test_workloads_train_with_activation_checkpointing_runs():
     built = build_model("tiny", device="cpu", dtype="fp32", train=True)
     out = run_workload(built, "train", batch_size=2, seq_len=16, new_tokens=0, dtype="fp32", device="cpu",

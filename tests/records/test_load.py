@@ -245,3 +245,49 @@ def test_load_energy_per_token_only_from_a_long_enough_window(tmp_path, plant):
     rec["telemetry"]["window_s"] = MIN_ENERGY_WINDOW_S / 4
     frame = load_results(plant.run(tmp_path, [rec])).frame
     assert math.isnan(frame.loc[0, "energy_j_per_token"]) and frame.loc[0, "mean_power_w"] == 500.0
+
+
+def _generate_record(plant, config_id, ttft_rounds, tpot_rounds, **kw):
+    """A generate record (new_tokens 4: three decode steps per request) whose request samples are TTFT + steps."""
+    samples = [[t + sum(steps[3 * i:3 * i + 3]) for i, t in enumerate(ttft)]
+               for ttft, steps in zip(ttft_rounds, tpot_rounds)]
+    rec = plant.record(config_id, phase="generate", new_tokens=4, batch_size=2, seq_len=16, rounds=samples, **kw)
+    for rnd, ttft, steps in zip(rec["timing"]["rounds"], ttft_rounds, tpot_rounds):
+        rnd.update(ttft_samples_s=list(ttft), tpot_samples_s=list(steps))
+    return rec
+
+
+def test_load_generate_latencies_are_the_pooled_median_and_p90_of_the_raw_samples(tmp_path, plant):
+    ttft = [[0.010, 0.012, 0.011], [0.013, 0.009]]
+    tpot = [[0.004, 0.005, 0.003, 0.006, 0.004, 0.004, 0.005, 0.007, 0.004], [0.003, 0.004, 0.008, 0.005, 0.004, 0.006]]
+    rec = _generate_record(plant, "gen", ttft, tpot, time_scale=2.0, flops=1e9)
+    short = _generate_record(plant, "short", [[0.010, 0.012]], [[0.004] * 5])   # a request lost a step
+    prefill = plant.record("prefill")
+    rows = load_results(plant.run(tmp_path, [rec, short, prefill])).frame.set_index("config_id")
+    row = rows.loc["gen"]
+    assert row["valid"] and row["tokens_per_step"] == 8 and row["new_tokens"] == 4
+    # by hand: TTFT sorted 9, 10, 11, 12, 13 ms: median 11 ms; p90 at rank 0.9 x 4 = 3.6: 12 + 0.6 x (13 - 12) ms
+    assert row["ttft_s"] == pytest.approx(2.0 * 0.011) and row["ttft_p90_s"] == pytest.approx(2.0 * 0.0126)
+    # TPOT: 15 steps, sorted 3 3 4 4 4 4 4 4 5 5 5 6 6 7 8 ms: median the 8th (4 ms); p90 at 12.6: 6 + 0.6 x (7 - 6) ms
+    assert row["tpot_s"] == pytest.approx(2.0 * 0.004) and row["tpot_p90_s"] == pytest.approx(2.0 * 0.0066)
+    requests = [[t + sum(s[3 * i:3 * i + 3]) for i, t in enumerate(tt)] for tt, s in zip(ttft, tpot)]
+    means = sorted(sum(r) / len(r) for r in requests)
+    assert row["step_time_s"] == pytest.approx(2.0 * sum(means) / 2)   # the median of two round means
+    assert row["tokens_per_s"] == pytest.approx(8 / row["step_time_s"])
+    assert row["mfu_executed"] == pytest.approx(1e9 / row["step_time_s"] / H200_BF16)
+    assert row["bytes_per_step"] > 0 and math.isnan(row["bandwidth_util"])   # a request's bytes; no MBU over it
+    assert not rows.loc["short", "valid"] and "generate_samples_mismatch" in rows.loc["short", "reason"]
+    assert all(math.isnan(rows.loc["prefill", c]) for c in ("ttft_s", "ttft_p90_s", "tpot_s", "tpot_p90_s"))
+
+
+def test_load_schema_4_record_still_loads(tmp_path, plant):
+    run_dir = plant.run(tmp_path, [plant.record("old", phase="decode", tokens=1, bytes_step=3e9)])
+    path = run_dir / "records" / "old.json"
+    doc = json.loads(path.read_text())
+    for rnd in doc["timing"]["rounds"]:
+        del rnd["ttft_samples_s"], rnd["tpot_samples_s"]
+    path.write_text(json.dumps({**doc, "schema_version": 4}))
+    res = load_results(run_dir, strict=True)
+    row = res.frame.iloc[0]
+    assert row["valid"] and row["phase"] == "decode" and row["step_time_s"] == pytest.approx(0.01)
+    assert math.isnan(row["ttft_s"]) and math.isnan(row["tpot_s"])

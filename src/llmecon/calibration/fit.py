@@ -64,7 +64,7 @@ from llmecon.calibration.model import StepModel
 from llmecon.errors import UserError
 from llmecon.records.load import Results
 from llmecon.records.schema import Run
-from llmecon.vocab import CALIBRATION_CONVENTION, CONVENTIONS
+from llmecon.vocab import CALIBRATION_CONVENTION, CONVENTIONS, PHASES
 
 MIN_SHAPES = 3
 DEFAULT_MAX_HELDOUT_ERROR = 0.5
@@ -306,6 +306,7 @@ def fit_calibration(frame: pd.DataFrame, *, convention: str = CALIBRATION_CONVEN
     missing = sorted(required - set(frame.columns))
     if missing:
         raise UserError(f"the results lack column(s) {', '.join(missing)}")
+    frame = frame[frame["phase"].isin(PHASES)]  # bench-only phases (generate) are predicted from these, not fitted
     valid = frame[frame["valid"].fillna(False).astype(bool)]
     if valid.empty:
         raise UserError(f"no valid rows to calibrate from ({len(frame)} row(s) loaded, none valid)")

@@ -10,18 +10,28 @@ from llmecon.calibration.document import Calibration
 from llmecon.cli._output import console, frame_records, show, table, warn
 from llmecon.estimate.article import describe_source
 from llmecon.units import pct, quantity, si, spread, usd
+from llmecon.vocab import GENERATE
+
+
+def latency(median, p90) -> str | None:
+    """'12.3 ms / 15.1 ms': a latency's median and 90th percentile (a generate row's TTFT or TPOT)."""
+    if median is None:
+        return None
+    return f"{si(median, 's')} / {si(p90, 's')}"
 
 
 def print_measurements(frame, title: str, run_dir: Path | None = None) -> None:
     """One row per configuration: throughput, step time, its noise between rounds, utilisation, and why a row is
     not ok or what to be wary of (noisy rows, a busy host)."""
     frame = frame.sort_values(["model", "phase", "seq_len", "batch_size"]) if len(frame) else frame
+    generate = bool(len(frame)) and frame["phase"].eq(GENERATE).any()
     rows = []
     for r in frame_records(frame):
         warnings = "; ".join(w for w in (r["warnings"] or "").split("; ") if w and w != "dirty_build")
         rows.append([r["model"], r["phase"], r["batch_size"], r["seq_len"], r["status"], si(r["tokens_per_s"], "tok/s"),
                      si(r["step_time_s"], "s"), spread(r["step_time_spread"], r["n_rounds"]), pct(r["mfu_executed"]),
                      pct(r["mfu_executed_vs_ceiling"]), pct(r["bandwidth_util"]), pct(r["bandwidth_util_vs_ceiling"]),
+                     *([latency(r["ttft_s"], r["ttft_p90_s"]), latency(r["tpot_s"], r["tpot_p90_s"])] if generate else []),
                      # why a row failed, else what to be wary of (noisy, a busy host): never a bare "ok" then
                      (r["reason"] or (f"warning: {warnings}" if warnings else ""))[:60] or None])
     hw = [h for h in dict.fromkeys(frame["hardware_id"]) if h] if len(frame) else []
@@ -34,10 +44,16 @@ def print_measurements(frame, title: str, run_dir: Path | None = None) -> None:
                f"({hw[0] if hw else 'device not in the sheet: no datasheet MFU'}) or / the GEMM ceiling measured on "
                "this device; MBU (model bandwidth utilisation) = decode bytes (weights + one read of the KV cache) per "
                "second / datasheet or measured copy bandwidth, a lower bound of the real traffic."
+               + (f"\n{GENERATE}: a step is one batched request (prompt prefill + new_tokens - 1 decode steps), "
+                  "tokens its generated tokens; TTFT: time to first token (prefill + greedy token), TPOT: time per "
+                  "output token (one decode step), median / p90 over every request of every round"
+                  if generate else "")
                + (f"\nRun folder: {run_dir}   (llmecon results show {run_dir} for every column)" if run_dir else "")
                + ("\nwarning: llmecon ran from a git checkout with uncommitted changes (dirty_build)" if dirty else ""))
     show(table(title, ["model", "phase", "batch", "seq", "status", "tokens/s", "step", "noise", "MFU executed sheet",
-                       "MFU executed ceiling", "MBU sheet", "MBU ceiling", "reason / warnings"], rows, caption=caption))
+                       "MFU executed ceiling", "MBU sheet", "MBU ceiling",
+                       *(["TTFT p50 / p90", "TPOT p50 / p90"] if generate else []), "reason / warnings"], rows,
+               caption=caption))
 
 
 def print_calibration(calib: Calibration) -> None:

@@ -14,7 +14,8 @@ from llmecon.errors import UserError
 from llmecon.measure.spec import DEFAULT_CPU_THREADS, DEFAULT_TIMEOUT_S
 from llmecon.measure.timing import CAP_STEPS, DEFAULT_KNOBS
 from llmecon.units import binary_bytes, si
-from llmecon.vocab import ATTN_IMPLEMENTATIONS, BENCH_DTYPES, DEFAULT_OUT, PHASES, RUNS_FOLDER, WEIGHTS
+from llmecon.vocab import (ATTN_IMPLEMENTATIONS, BENCH_DTYPES, BENCH_PHASES, DEFAULT_OUT, GENERATE, PHASES, RUNS_FOLDER,
+                           WEIGHTS)
 
 _CPU, _GPU = DEFAULT_KNOBS["cpu"], DEFAULT_KNOBS["cuda"]
 
@@ -29,7 +30,9 @@ _RESUME_TOO = ("models", "dtype", "device", "threads", "out_dir", "no_isolate", 
 @click.command("bench")
 @click.option("--model", "models", multiple=True,
               help="Preset, config.json or local model folder; repeat or comma-separate. Omit for the default suite.")
-@click.option("--phase", default=",".join(PHASES), show_default=True, help="Comma-separated phases.")
+@click.option("--phase", default=",".join(PHASES), show_default=True,
+              help=f"Comma-separated phases, of {', '.join(BENCH_PHASES)}; {GENERATE}: whole batched requests "
+                   "(prompt prefill + greedy decode), timed for TTFT and TPOT.")
 @click.option("--batch-size", default="1", show_default=True, help="Comma-separated batch sizes.")
 @click.option("--seq-len", default="128", show_default=True, help="Comma-separated prompt/sequence lengths.")
 @click.option("--dtype", default=None, type=click.Choice(BENCH_DTYPES),
@@ -41,7 +44,8 @@ _RESUME_TOO = ("models", "dtype", "device", "threads", "out_dir", "no_isolate", 
               help="Run folder of an interrupted run: rerun only what did not finish (its own config is used).")
 @click.option("--name", default=None, help="Name of the model in records and tables (one --model) [default: a preset's "
                                            "name, a config's _name_or_path, or its folder's name].")
-@click.option("--new-tokens", default=16, show_default=True, type=int, help="Decode steps timed per pass.")
+@click.option("--new-tokens", default=16, show_default=True, type=int,
+              help=f"Decode steps timed per pass; {GENERATE}: output tokens per sequence (>= 2).")
 @click.option("--layers", type=int, default=None, help="Build only the first K layers at full width; extrapolate.")
 @click.option("--attn", default="sdpa", show_default=True, type=click.Choice(ATTN_IMPLEMENTATIONS))
 @click.option("--weights", default="random", show_default=True, type=click.Choice(WEIGHTS),
@@ -82,7 +86,8 @@ def bench(models, phase, batch_size, seq_len, dtype, device, out_dir, resume, na
           compile_, static_cache, activation_checkpointing, rounds, precision, min_iters, min_time, max_time,
           warmup_iters, timeout_s, threads, no_isolate, no_memory_check, dry_run, hardware, calibration, as_json,
           quiet) -> None:
-    """Benchmark prefill, decode and training of real models on this machine.
+    """Benchmark prefill, decode and training of real models on this machine (and, with --phase generate,
+    whole batched requests: time to first token and time per output token).
 
     Each configuration (model x phase x batch x seq-len) is measured in independent rounds,
     interleaved across the sweep; each round warms up, syncs the device and samples until its

@@ -8,11 +8,12 @@ from llmecon.api import compare as compare_runs
 from llmecon.calibration.compare import DEFAULT_CONFIDENCE, DEFAULT_MAX_DROP
 from llmecon.cli._output import echo_json, show, table, warn
 from llmecon.units import pct, si
+from llmecon.vocab import GENERATE
 
 
 def _configuration(r: dict, with_hardware: bool) -> str:
     parts = [r["model"], r["phase"], r["dtype"], f"b{r['batch_size']}", f"s{r['seq_len']}"]
-    parts += [f"n{r['new_tokens']}"] if r["phase"] == "decode" and r["new_tokens"] is not None else []
+    parts += [f"n{r['new_tokens']}"] if r["phase"] in ("decode", GENERATE) and r["new_tokens"] is not None else []
     text = " ".join(map(str, parts)) + (f" ({r['settings']})" if r.get("settings") else "")
     return text + (f" on {r['hardware']}" if with_hardware else "")
 

@@ -11,13 +11,15 @@ from llmecon.errors import UserError
 from llmecon.records.load import GATED, load_results
 from llmecon.records.store import list_runs
 from llmecon.units import binary_bytes, pct, si, spread
-from llmecon.vocab import DEFAULT_OUT
+from llmecon.vocab import DEFAULT_OUT, GENERATE
 
 # the table's default columns (csv and json get every column unless --columns says otherwise): the MFU and
 # bandwidth use that physics bounds (executed FLOPs, counted bytes), never a convention's that counts work
 # which did not run
 _TABLE_COLUMNS = ("model", "phase", "dtype", "batch_size", "seq_len", "new_tokens", "status", "tokens_per_s",
                   "step_time_spread", *GATED, "reason", "warnings")
+# generate rows add their latencies (seconds: median and 90th percentile of the time to first token and per output token)
+_LATENCY_COLUMNS = ("ttft_s", "ttft_p90_s", "tpot_s", "tpot_p90_s")
 _WHY = "reason / warnings"  # the table's last column: why a row is not valid, else what to be wary of
 _UNBOUNDED_NOTE = ("* above 100 %: this convention counts work that did not run (the article's 2N includes the "
                    "embedding lookup, a gather, not a matmul); the executed convention is the bounded one")
@@ -120,8 +122,13 @@ def show_cmd(paths: tuple[str, ...], fmt: str, columns: str | None, strict: bool
         unknown = [c for c in wanted if c not in frame.columns]
         if unknown:
             raise UserError(f"unknown column(s) {', '.join(unknown)}; known: {', '.join(frame.columns)}")
+    elif fmt == "table":
+        wanted = list(_TABLE_COLUMNS)
+        if frame["phase"].eq(GENERATE).any():
+            at = wanted.index("step_time_spread")
+            wanted[at:at] = _LATENCY_COLUMNS
     else:
-        wanted = list(_TABLE_COLUMNS) if fmt == "table" else list(frame.columns)
+        wanted = list(frame.columns)
     frame = frame[wanted]
     if fmt == "csv":
         click.echo(frame.to_csv(index=False), nl=False)
@@ -142,6 +149,8 @@ def show_cmd(paths: tuple[str, ...], fmt: str, columns: str | None, strict: bool
     marked = any(isinstance(v, str) and v.endswith("%*") for row in rows for v in row)
     caption = (f"{len(frame)} rows, {int(res.frame['valid'].sum())} valid"
                + ("; step_time_spread: the rounds' half-range over their median" if "step_time_spread" in wanted else "")
+               + ("; ttft/tpot: a generate request's time to first token / per output token, median and p90 over "
+                  "all its requests" if any(c in _LATENCY_COLUMNS for c in wanted) else "")
                + ("; mfu_<convention>: FLOPs counted in that convention (executed: every matmul eager attention "
                   "runs, the full T×T scores included; docs/measuring.md §12.3)" if any("mfu_" in c for c in wanted)
                   else "")

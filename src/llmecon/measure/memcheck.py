@@ -20,13 +20,18 @@ from llmecon.measure.probe import device_kind, resolve_device
 from llmecon.measure.spec import BenchSpec
 from llmecon.records.environment import cpu_model
 from llmecon.units import binary_bytes
+from llmecon.vocab import GENERATE
 
 
 def config_footprint(cfg: dict) -> dict:
-    """costmodel.footprint of one planned configuration (a dict of `spec.plan`), for the model as built."""
+    """costmodel.footprint of one planned configuration (a dict of `spec.plan`), for the model as built. A generate
+    request holds what a decode pass does: the prompt's prefill, then new_tokens - 1 steps on a dynamic cache."""
     shape, _ = built_shape(cfg["model"], cfg.get("layers"))
-    return footprint(shape, cfg["phase"], batch_size=cfg["batch_size"], seq_len=cfg["seq_len"], dtype=cfg["dtype"],
-                     new_tokens=cfg.get("new_tokens") or 0, device_kind=device_kind(cfg["device"]),
+    phase, new_tokens = cfg["phase"], cfg.get("new_tokens") or 0
+    if phase == GENERATE:
+        phase, new_tokens = "decode", new_tokens - 1
+    return footprint(shape, phase, batch_size=cfg["batch_size"], seq_len=cfg["seq_len"], dtype=cfg["dtype"],
+                     new_tokens=new_tokens, device_kind=device_kind(cfg["device"]),
                      attn_implementation=cfg.get("attn_implementation", "sdpa"),
                      static_cache=bool(cfg.get("static_cache")),
                      activation_checkpointing=bool(cfg.get("activation_checkpointing")))

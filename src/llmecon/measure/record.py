@@ -12,7 +12,7 @@ from llmecon.costmodel.architecture import ModelShape
 from llmecon.costmodel.flops import decode_flops, prefill_flops, train_step_flops
 from llmecon.costmodel.memory import decode_bytes
 from llmecon.records.schema import Knobs
-from llmecon.vocab import CONVENTIONS
+from llmecon.vocab import CONVENTIONS, GENERATE
 
 # The numerator of model bandwidth utilisation (MBU): "achieved memory bandwidth = (total model parameter size + KV
 # cache size) / TPOT", MBU = achieved / peak bandwidth (Agarwal et al., "LLM Inference Performance Engineering: Best
@@ -21,10 +21,17 @@ from llmecon.vocab import CONVENTIONS
 BYTES_DEFINITION = ("MBU numerator (Databricks 2023): weights read (active; untied input embedding as B rows) + one "
                     "read of the KV cache attended, per step, mean over the timed positions; leaves out the cache's "
                     "copies (torch.cat, repeat_kv), activations and logits (docs/measuring.md §8.5)")
+GENERATE_BYTES_DEFINITION = ("the MBU numerator of the request's new_tokens - 1 decode steps, summed (weights read + "
+                             "one read of the KV cache attended, per step); the prompt's prefill reads are not counted")
+GENERATE_FLOPS_DEFINITION = ("the prompt's prefill (batch x seq_len, logits for the last position) + the "
+                             "new_tokens - 1 decode steps, step k attending seq_len + k positions (k = 1 .. new_tokens - 1)")
 EXTRAPOLATION_BASIS = {
     "prefill": "executed FLOPs per step, full model / built model",
     "train": "executed FLOPs per step, full model / built model",
     "decode": "bytes read per step (weights + KV cache), full model / built model",
+    GENERATE: ("bytes read by the request's decode steps (weights + KV cache), full model / built model (the decode "
+               "steps dominate a serving request's time; with a long prompt and few new tokens the prefill's FLOPs "
+               "ratio, a few percent away, would fit better)"),
 }
 EXTRAPOLATION_ASSUMPTION = ("the layers left out run at the same time per unit of that work as the measured "
                             "model (layers, embedding and LM head alike)")
@@ -35,6 +42,9 @@ def work_block(shape: ModelShape, phase: str, batch_size: int, seq_len: int, new
     """FLOPs (every convention) and bytes per timed call of ``shape`` (costmodel formulas).
 
     decode: the mean over the steps at context positions seq_len .. seq_len+new_tokens-1.
+    generate: one whole request: the prompt's prefill (prefill_flops) + its new_tokens - 1 decode steps
+    (decode_flops: step k attends seq_len + k positions); tokens = batch x new_tokens generated tokens (the first,
+    from the prefill, included); bytes = decode_bytes of those steps (the prefill's reads not counted).
     train with activation checkpointing: the model FLOPs (and MFU) are unchanged; the hardware FLOPs add
     one recomputed forward, a third of the executed forward + backward.
     """
@@ -46,6 +56,13 @@ def work_block(shape: ModelShape, phase: str, batch_size: int, seq_len: int, new
         bytes_step = decode_bytes(shape, dtype, batch_size, seq_len, new_tokens) / new_tokens
         return {"tokens_per_step": batch_size, "flops_per_step": flops, "bytes_per_step": bytes_step,
                 "bytes_definition": BYTES_DEFINITION}
+    if phase == GENERATE:
+        steps = new_tokens - 1
+        flops = {c: prefill_flops(shape, batch_size, seq_len, c) + decode_flops(shape, batch_size, seq_len, steps, c)
+                 for c in CONVENTIONS}
+        return {"tokens_per_step": batch_size * new_tokens, "flops_per_step": flops,
+                "bytes_per_step": decode_bytes(shape, dtype, batch_size, seq_len, steps),
+                "bytes_definition": GENERATE_BYTES_DEFINITION, "flops_definition": GENERATE_FLOPS_DEFINITION}
     flops = {c: train_step_flops(shape, batch_size, seq_len, c) for c in CONVENTIONS}
     out = {"tokens_per_step": batch_size * seq_len, "flops_per_step": flops, "bytes_per_step": None,
            "flops_definition": "forward + backward; the optimizer step is timed but not counted"}
@@ -58,9 +75,10 @@ def work_block(shape: ModelShape, phase: str, batch_size: int, seq_len: int, new
 def time_scale(phase: str, built_work: dict, full_work: dict) -> float:
     """How measured time is extrapolated from the model as built to the full model: the full/built ratio of
     the work that dominates the phase, executed FLOPs for prefill and train (compute-bound), bytes read for
-    decode (memory-bound). Not ``layer_scale`` = L/k, which would count the embedding and LM head (run once
-    per step whatever k is) L/k times: llama-3-8b, 8 of 32 layers, train b=1 s=2048 gives 3.34, not 4."""
-    if phase == "decode":
+    decode (memory-bound) and generate (its decode steps' bytes). Not ``layer_scale`` = L/k, which would count the
+    embedding and LM head (run once per step whatever k is) L/k times: llama-3-8b, 8 of 32 layers, train b=1
+    s=2048 gives 3.34, not 4."""
+    if phase in ("decode", GENERATE):
         return full_work["bytes_per_step"] / built_work["bytes_per_step"]
     return full_work["flops_per_step"]["executed"] / built_work["flops_per_step"]["executed"]
 

@@ -4,7 +4,7 @@
 
 1. **Preflight, before anything runs**: the device is resolved (`--device cuda` without CUDA is a
    UserError before any model is built), every model's shape is loaded, and every shape beyond the
-   model's `max_position_embeddings` (seq_len, plus new_tokens for decode) is refused.
+   model's `max_position_embeddings` (seq_len, plus new_tokens for decode, new_tokens - 1 for generate) is refused.
 2. The device is probed and its ceilings (GEMM FLOP/s in the run's dtype, copy bandwidth) measured
    once; `records.store.new_run` writes run.json with them and the full config. On a GPU this happens in
    a short-lived child process (the worker's "probe" task), so this process never creates a CUDA context:

@@ -16,7 +16,7 @@ from llmecon.measure.models import built_shape
 from llmecon.errors import UserError, require_count, require_positive
 from llmecon.records.schema import Knobs
 from llmecon.records.store import make_config_id
-from llmecon.vocab import ATTN_IMPLEMENTATIONS, BENCH_DTYPES, PHASES, WEIGHTS
+from llmecon.vocab import ATTN_IMPLEMENTATIONS, BENCH_DTYPES, BENCH_PHASES, GENERATE, PHASES, WEIGHTS
 
 DEFAULT_TIMEOUT_S = 900.0
 # torch threads on a CPU unless told otherwise: one, as torch.utils.benchmark does. On a shared host a second
@@ -40,6 +40,9 @@ def default_dtype(device_kind: str) -> str:
 @dataclass(frozen=True)
 class BenchSpec:
     """One sweep: every combination of models x phases x seq_lens x batch_sizes.
+
+    ``phases`` are any of vocab.BENCH_PHASES (default the three calibrate fits). ``new_tokens``: decode's steps timed
+    per pass; generate's output tokens per sequence (at least 2: the first token and one decode step).
 
     ``name`` names the model in records and tables when there is one model (default: the preset's name, a
     config's ``_name_or_path``, or its folder's name). ``dtype`` None is the device kind's default; timing
@@ -77,10 +80,10 @@ class BenchSpec:
         if self.name is not None and (len(set(self.models)) != 1 or not str(self.name).strip()):
             raise UserError("--name names the model of a sweep with exactly one --model")
         if not self.phases:
-            raise UserError("at least one phase is needed: prefill, decode, train")
+            raise UserError(f"at least one phase is needed: {', '.join(BENCH_PHASES)}")
         for p in self.phases:
-            if p not in PHASES:
-                raise UserError(f"unknown phase {p!r}; choose from {', '.join(PHASES)}")
+            if p not in BENCH_PHASES:
+                raise UserError(f"unknown phase {p!r}; choose from {', '.join(BENCH_PHASES)}")
         if self.dtype is not None and self.dtype not in BENCH_DTYPES:
             raise UserError(f"dtype {self.dtype!r} cannot be benchmarked; choose one of {', '.join(BENCH_DTYPES)}")
         if not isinstance(self.device, str) or not _device_ok(self.device):
@@ -96,6 +99,12 @@ class BenchSpec:
             for v in values:
                 require_count(name, v)
         require_count("--new-tokens", self.new_tokens)
+        if GENERATE in self.phases and self.new_tokens < 2:
+            raise UserError(f"--phase generate needs --new-tokens >= 2 (the first token and at least one decode "
+                            f"step), got {self.new_tokens}")
+        if GENERATE in self.phases and self.compile:
+            raise UserError("--phase generate runs eager (a compiled prefill and decode are not measured yet): "
+                            "drop --compile or measure generate in a sweep of its own")
         for name in ("layers", "threads", "min_iters", "rounds"):
             if getattr(self, name) is not None:
                 require_count(f"--{name.replace('_', '-')}", getattr(self, name))
@@ -164,15 +173,17 @@ def plan(spec: BenchSpec, device: str, device_kind: str) -> list[dict]:
         ctx = full.max_position_embeddings
         for phase in dict.fromkeys(spec.phases):
             for seq in dict.fromkeys(spec.seq_lens):
-                need = seq + (spec.new_tokens if phase == "decode" else 0)
+                # the positions the cache holds: decode's prompt + its steps; generate's prompt + all but its last token
+                added = {"decode": spec.new_tokens, GENERATE: spec.new_tokens - 1}.get(phase, 0)
+                need = seq + added
                 if need > ctx:
-                    what = (f"seq_len {seq} + new_tokens {spec.new_tokens} = {need}" if phase == "decode"
-                            else f"seq_len {seq}")
+                    what = (f"seq_len {seq} + new_tokens {spec.new_tokens}" + (" - 1" if phase == GENERATE else "")
+                            + f" = {need}" if added else f"seq_len {seq}")
                     raise UserError(f"{phase}: {what} exceeds {full.name}'s max_position_embeddings {ctx}")
                 for batch in sorted(set(spec.batch_sizes)):
                     cfg = {
                         "model": model, "phase": phase, "batch_size": batch, "seq_len": seq,
-                        "new_tokens": spec.new_tokens if phase == "decode" else None,
+                        "new_tokens": spec.new_tokens if phase in ("decode", GENERATE) else None,
                         "dtype": dtype, "device": device, "attn_implementation": spec.attn_implementation,
                         "compile": spec.compile, "static_cache": spec.static_cache and phase == "decode",
                         "layers": spec.layers,

@@ -19,6 +19,10 @@
    ``device_samples_s`` beside the host samples: the stream's span of the step, kernels plus the gaps between
    them while the host was still launching (so on a launch-bound step it is close to the host time; the
    kernels' own busy time comes from the profiler, measure.opcount).
+   A **self-timed** callable (``self_timed=True``) times its own parts and returns its seconds: that value is the
+   sample (and the cold call's and warm-up's time) in place of the clock around the call, so a sample is exactly
+   the sum of the parts it timed (generate: time to first token + each decode step), without the call's own
+   bookkeeping. The clock and ``sync()`` still bracket the call, for the window's cap and the device timer.
 4. **Statistics and verdict** on the raw samples: ``stats.summarize`` (mean, median, IQR, p10, p90; an invalid
    measurement when a cap hit before a minimum; the warning ``imprecise`` when it hit before the target). The
    round's mean is what the record's estimate is built from (throughput is work over time, stalls included);
@@ -82,32 +86,38 @@ class Measurement:
 def measure(fn: Callable[[], object], knobs: Knobs = DEFAULT_KNOBS["cuda"], *,
             sync: Callable[[], object] | None = None, clock: Callable[[], float] = time.perf_counter,
             on_start: Callable[[], object] | None = None,
-            on_sample: Callable[[int, float], object] | None = None, timer=None) -> Measurement:
+            on_sample: Callable[[int, float], object] | None = None, timer=None,
+            self_timed: bool = False) -> Measurement:
     """Time ``fn()`` honestly (see the module docstring for the exact procedure).
 
     ``sync`` waits for the device (``torch.cuda.synchronize``; None on CPU). ``clock`` returns seconds (a
     fake one in tests). ``timer`` (measure.device.EventTimer, reused for every call) adds the device's own clock
-    for each timed call. A cap below a minimum is allowed and yields an invalid measurement, which is the
-    point of the verdict.
+    for each timed call. ``self_timed``: ``fn()`` returns its own seconds, which are the sample (module
+    docstring). A cap below a minimum is allowed and yields an invalid measurement, which is the point of the
+    verdict.
 
     >>> m = measure(lambda: sum(range(1000)), Knobs(warmup_iters=1, min_iters=5, min_time_s=0.0, max_time_s=1.0))
     >>> m.n_samples >= 5 and m.validity.valid
     True
     """
     sync = sync or (lambda: None)
+
+    def seconds(result, t0: float) -> float:
+        return float(result) if self_timed else clock() - t0
+
     sync()
     start = clock()
-    fn()
+    result = fn()
     sync()
-    first_call_s = clock() - start
+    first_call_s = seconds(result, start)
 
     warm: list[float] = []
     warm_start = clock()
     while len(warm) < knobs.warmup_iters and clock() - warm_start < knobs.max_time_s:
         t0 = clock()
-        fn()
+        result = fn()
         sync()
-        warm.append(clock() - t0)
+        warm.append(seconds(result, t0))
     step_s = quantile(sorted(warm), 0.5) if warm else first_call_s
     cap_s = max(knobs.max_time_s, CAP_STEPS * knobs.min_iters * max(step_s, 0.0))
 
@@ -138,12 +148,12 @@ def measure(fn: Callable[[], object], knobs: Knobs = DEFAULT_KNOBS["cuda"], *,
         t0 = clock()
         if timer is not None:
             timer.start()
-            fn()
+            result = fn()
             timer.stop()
         else:
-            fn()
+            result = fn()
         sync()
-        dt = clock() - t0
+        dt = seconds(result, t0)
         samples.append(dt)
         if timer is not None:
             device_samples.append(timer.elapsed_s())

@@ -1,4 +1,4 @@
-"""The three workloads, each timed with `timing.measure`, each doing the work a real system does.
+"""The four workloads, each timed with `timing.measure`, each doing the work a real system does.
 
 `run_workload` measures ONE round of one configuration (the worker interleaves the rounds of a model's
 configurations and `rounds.combine` merges them into the record). With ``count_ops`` it also counts the
@@ -26,6 +26,19 @@ A "timed call" (one sample) is, per phase:
   The samples are per-step times across those context positions (recorded beside them in
   `timing.context_positions`). Decode time is measured, never derived as a difference of two
   timings, so it cannot come out negative.
+- **generate** (bench-only: calibrate never fits it): ONE batched request, as a server runs it, timed end to end.
+  One timed call builds a fresh `DynamicCache`, prefills the batch x seq_len prompt with ``use_cache``
+  (``logits_to_keep=1``), takes the greedy token (argmax) and synchronises: that span is the call's **time to
+  first token** (TTFT). Then ``new_tokens - 1`` greedy decode steps, each ended by a synchronise (a server syncs
+  every step to stream the tokens) and timed on its own: the **time per output token** (TPOT) samples. The
+  steps are `_Decoder`'s (the same prefill and step code as the decode phase, dynamic cache, eager), so a request
+  is the prefill and decode work those phases time. The call is self-timed (`timing.measure`'s ``self_timed``):
+  its sample is the whole request, TTFT + the sum of its steps, exactly; the cold call and warm-up are whole
+  requests too. Each round keeps, beside ``samples_s``, every timed call's TTFT (``ttft_samples_s``) and its
+  steps (``tpot_samples_s``, call by call), all host clock; on CUDA the device clock (``device_samples_s``)
+  brackets the whole call, as for the other phases. Work per call: batch x new_tokens generated tokens (the
+  first, from the prefill, included); nothing is re-prefilled untimed, so nothing is paused in the window.
+  With ``new_tokens`` = O the cache ends holding seq_len + O - 1 positions (checked, as decode does).
 - **train**: forward + backward + AdamW step on random tokens, loss on every position. Master weights
   are fp32; bf16/fp16 runs use autocast (on a GPU the standard mixed-precision recipe; fp32 on CPU
   by default). Activation checkpointing recomputes the forward in the backward pass: the executed
@@ -45,13 +58,12 @@ import time
 from typing import Any
 
 from llmecon.measure.compiled import CompileWatch
-from llmecon.measure.device import THROTTLES, backend
+from llmecon.measure.device import backend
 from llmecon.measure.models import BuiltModel, enable_activation_checkpointing, torch_dtype
-from llmecon.measure.opcount import count_ops
-from llmecon.measure.probe import HostCpuMonitor, TelemetrySampler
-from llmecon.measure.timing import DEFAULT_KNOBS, measure
+from llmecon.measure.timing import DEFAULT_KNOBS
+from llmecon.measure.window import Window, measure_in_window, ops_of, telemetry_warnings
 from llmecon.records.schema import Knobs
-from llmecon.vocab import PHASES
+from llmecon.vocab import BENCH_PHASES, GENERATE
 
 SEED = 0
 
@@ -95,61 +107,6 @@ def _tokens(vocab_size: int, batch_size: int, seq_len: int, device: str, seed: i
     return torch.randint(0, vocab_size, (batch_size, seq_len), generator=g).to(device)
 
 
-class _Window:
-    """What brackets one round's timed window besides the clock: NVML telemetry, the host's CPU use and the
-    device's peak memory. ``pause()`` ... ``resume()`` leaves untimed work inside the window (decode's prompt re-prefill) out of
-    all three: the energy counter and the clock are read on both sides of it, and the peak memory reached before
-    it is kept while the peak statistic is reset after it."""
-
-    def __init__(self, be):
-        self.be = be
-        self.sampler = TelemetrySampler(be.device)
-        self.host = HostCpuMonitor()
-        self.peaks: list[float] = []
-
-    def start(self) -> None:
-        self.be.reset_peak()
-        self.sampler.start()
-        self.host.start()
-
-    def _keep_peak(self) -> None:
-        peak = self.be.peak_memory().get("peak_bytes")
-        if peak is not None:
-            self.peaks.append(peak)
-
-    def pause(self) -> None:
-        self.sampler.pause()
-        self._keep_peak()
-
-    def resume(self) -> None:
-        self.be.reset_peak()
-        self.sampler.resume()
-
-    def stop(self) -> tuple[dict, dict, dict]:
-        """(host CPU use, NVML summary, memory) of the window."""
-        host = self.host.stop()
-        tele = self.sampler.stop()
-        self._keep_peak()
-        memory = self.be.peak_memory()
-        memory["peak_bytes"] = max(self.peaks) if self.peaks else memory.get("peak_bytes")
-        return host, tele, memory
-
-
-def _telemetry(summary: dict, m, tokens_per_step: int) -> dict:
-    """The round's energy: the mean power over the window (paused parts left out) times the summed sample time,
-    so energy is charged to tokens through the timed seconds only, the same way for every phase. Energy per
-    token is decided over all rounds (rounds.combine: only from MIN_ENERGY_WINDOW_S of window or more)."""
-    out = dict(summary)
-    out["window_energy_j"] = summary.get("energy_j")
-    out["tokens_in_samples"] = m.n_samples * tokens_per_step
-    out["energy_j"] = None
-    if summary.get("mean_power_w") is not None and m.n_samples:
-        out["energy_j"] = summary["mean_power_w"] * sum(m.samples_s)
-        out["energy_method"] = ("energy_j = mean_power_w (window, untimed re-prefills excluded) x sum(samples_s): "
-                                "the energy of the timed calls; window_energy_j is the window's counter delta")
-    return out
-
-
 def run_workload(built: BuiltModel, phase: str, *, batch_size: int, seq_len: int, new_tokens: int, dtype: str,
                  device: str, compile: bool = False, static_cache: bool = False,
                  activation_checkpointing: bool = False, knobs: Knobs | None = None,
@@ -163,7 +120,7 @@ def run_workload(built: BuiltModel, phase: str, *, batch_size: int, seq_len: int
     """
     import torch
 
-    if phase not in PHASES:
+    if phase not in BENCH_PHASES:
         raise ValueError(f"unknown phase {phase!r}")
     be = backend(device)
     knobs = knobs or DEFAULT_KNOBS[be.kind]
@@ -177,6 +134,10 @@ def run_workload(built: BuiltModel, phase: str, *, batch_size: int, seq_len: int
         out = _prefill(built, be, batch_size, seq_len, watch, knobs, count_ops)
     elif phase == "decode":
         out = _decode(built, be, batch_size, seq_len, new_tokens, watch, static_cache, knobs, count_ops)
+    elif phase == GENERATE:
+        if watch is not None or static_cache:
+            raise ValueError("generate runs eager with a dynamic cache (no compile, no static cache)")
+        out = _generate(built, be, batch_size, seq_len, new_tokens, knobs, count_ops)
     else:
         out = _train(built, be, batch_size, seq_len, dtype, watch, activation_checkpointing, knobs, count_ops)
     if watch is not None:
@@ -184,46 +145,8 @@ def run_workload(built: BuiltModel, phase: str, *, batch_size: int, seq_len: int
         out["round"]["validity"]["reasons"] += reasons
         out["round"]["validity"]["warnings"] += warnings
         out["round"]["validity"]["valid"] = out["round"]["validity"]["valid"] and not reasons
-    _telemetry_warnings(out, be.kind)
+    telemetry_warnings(out, be.kind)
     return out
-
-
-def _telemetry_warnings(out: dict, kind: str) -> None:
-    """Warn `host_busy:<n>_other_cores` when other processes used the CPU during the timed window; on a GPU,
-    `no_clock_telemetry` when NVML did not answer, `throttled:<reasons>` when the clocks were held back by heat
-    or a hardware slowdown (holding the power limit is not throttling: the telemetry's power_capped_fraction
-    says how often it happened), and `gpu_shared:<n>_processes` when NVML saw other processes on the GPU while
-    the worker ran (the bench's parent holds no CUDA context, so the worker should be alone)."""
-    warnings = out["round"]["validity"]["warnings"]
-    tele = out["telemetry"]
-    if (tele.get("host_cpu") or {}).get("busy"):
-        warnings.append(f"host_busy:{tele['host_cpu']['other_cpu_cores']:.2f}_other_cores")
-    if kind != "cuda":
-        return
-    if not tele.get("n_samples"):
-        warnings.append("no_clock_telemetry")
-    seen = sorted(set(tele.get("throttle_reasons") or []) & set(THROTTLES))
-    if seen:
-        warnings.append("throttled:" + ",".join(seen))
-    if (tele.get("gpu_processes_max") or 0) > 1:
-        warnings.append(f"gpu_shared:{tele['gpu_processes_max'] - 1}_other_processes")
-
-
-def _measure_in_window(fn, be, knobs: Knobs, tokens_per_step: int, window: _Window, on_start=None, on_sample=None):
-    def start():
-        if on_start is not None:
-            on_start()
-        window.start()
-
-    m = measure(fn, knobs, sync=be.synchronize, on_start=start, on_sample=on_sample, timer=be.event_timer())
-    host_cpu, summary, memory = window.stop()
-    tele = _telemetry(summary, m, tokens_per_step)
-    tele["host_cpu"] = host_cpu
-    return m, tele, memory
-
-
-def _ops(step, be, compile: bool, count: bool) -> dict | None:
-    return (count_ops(step, be, compiled=compile) if count else None)
 
 
 def _prefill(built, be, batch_size, seq_len, watch, knobs, count) -> dict:
@@ -237,9 +160,9 @@ def _prefill(built, be, batch_size, seq_len, watch, knobs, count) -> dict:
         return forward(input_ids=ids, use_cache=False, logits_to_keep=1)
 
     with torch.inference_mode():
-        m, tele, memory = _measure_in_window(step, be, knobs, batch_size * seq_len, _Window(be),
+        m, tele, memory = measure_in_window(step, be, knobs, batch_size * seq_len, Window(be),
                                              on_start=watch.window_start if watch else None)
-        ops = _ops(step, be, watch is not None, count)
+        ops = ops_of(step, be, watch is not None, count)
     return {"round": m.to_dict(), "timing_extra": {}, "telemetry": tele, "memory": memory, "ops": ops,
             "tokens_per_step": batch_size * seq_len}
 
@@ -321,7 +244,7 @@ def _decode(built, be, batch_size, seq_len, new_tokens, watch, static_cache, kno
     import torch
 
     dec = _Decoder(built, batch_size, seq_len, new_tokens, be, watch, static_cache)
-    window = _Window(be)
+    window = Window(be)
     positions: list[int] = []
     # cold call + (new_tokens - 1) warm-up calls = one full pass over the timed positions (whole passes, at least
     # the calls CUDA graphs need before they replay); the minimum count rounded up to whole passes
@@ -340,13 +263,13 @@ def _decode(built, be, batch_size, seq_len, new_tokens, watch, static_cache, kno
         t0 = time.perf_counter()
         dec.prefill()
         prompt_prefill_s = time.perf_counter() - t0
-        m, tele, memory = _measure_in_window(dec.step, be, knobs, batch_size, window, on_start=dec.window_start,
+        m, tele, memory = measure_in_window(dec.step, be, knobs, batch_size, window, on_start=dec.window_start,
                                              on_sample=on_sample)
         final_cache_len = dec.cache_length()
         expected = seq_len + dec.i
         if count:  # one step at the first timed position, after the round
             dec.prefill()
-        ops = _ops(dec.step, be, watch is not None, count)
+        ops = ops_of(dec.step, be, watch is not None, count)
     rnd = m.to_dict()
     rnd["context_positions"] = positions
     extra = {"prompt_prefill_s": prompt_prefill_s, "cache": "static" if static_cache else "dynamic",
@@ -357,6 +280,59 @@ def _decode(built, be, batch_size, seq_len, new_tokens, watch, static_cache, kno
         rnd["validity"]["reasons"].append(f"cache_length_mismatch:{final_cache_len}!={expected}")
     return {"round": rnd, "timing_extra": extra, "telemetry": tele, "memory": memory, "ops": ops,
             "tokens_per_step": batch_size}
+
+
+GENERATE_PROTOCOL = ("one timed call = one batched request: fresh DynamicCache, prompt prefill + greedy token + "
+                     "synchronise (TTFT), then new_tokens - 1 greedy decode steps each ended by a synchronise "
+                     "(TPOT samples); sample = TTFT + the sum of the steps (host clock)")
+
+
+def _generate(built, be, batch_size, seq_len, new_tokens, knobs, count) -> dict:
+    import torch
+
+    if new_tokens < 2:
+        raise ValueError(f"generate needs new_tokens >= 2 (a first token and at least one decode step), got {new_tokens}")
+    dec = _Decoder(built, batch_size, seq_len, new_tokens - 1, be, None, False)
+    clock = time.perf_counter
+    last: dict = {}
+    ttft_samples: list[float] = []
+    tpot_samples: list[float] = []
+    cache_lengths: list[int] = []
+
+    def request() -> float:
+        t0 = clock()
+        dec.prefill()  # a fresh DynamicCache, the prompt's forward, the greedy token; ends synchronised
+        ttft = clock() - t0
+        steps = []
+        for _ in range(new_tokens - 1):
+            t = clock()
+            dec.step()
+            dec.sync()
+            steps.append(clock() - t)
+        last.update(ttft=ttft, steps=steps, cache=dec.cache_length())
+        return ttft + sum(steps)
+
+    def on_sample(index, seconds):
+        ttft_samples.append(last["ttft"])
+        tpot_samples.extend(last["steps"])
+        cache_lengths.append(last["cache"])
+
+    tokens = batch_size * new_tokens
+    with torch.inference_mode():
+        m, tele, memory = measure_in_window(request, be, knobs, tokens, Window(be), on_sample=on_sample,
+                                             self_timed=True)
+        ops = ops_of(request, be, False, count)
+    rnd = m.to_dict()
+    rnd["ttft_samples_s"] = ttft_samples
+    rnd["tpot_samples_s"] = tpot_samples
+    expected = seq_len + new_tokens - 1
+    wrong = sorted({n for n in cache_lengths if n != expected})
+    if wrong:  # every request's cache must hold exactly the prompt plus its decode steps
+        rnd["validity"]["valid"] = False
+        rnd["validity"]["reasons"].append(f"cache_length_mismatch:{wrong[0]}!={expected}")
+    extra = {"cache": "dynamic", "protocol": GENERATE_PROTOCOL}
+    return {"round": rnd, "timing_extra": extra, "telemetry": tele, "memory": memory, "ops": ops,
+            "tokens_per_step": tokens}
 
 
 def _train(built, be, batch_size, seq_len, dtype, watch, activation_checkpointing, knobs, count) -> dict:
@@ -391,10 +367,10 @@ def _train(built, be, batch_size, seq_len, dtype, watch, activation_checkpointin
         optimizer.zero_grad(set_to_none=True)
         last[0] = loss
 
-    m, tele, memory = _measure_in_window(step, be, knobs, batch_size * seq_len, _Window(be),
+    m, tele, memory = measure_in_window(step, be, knobs, batch_size * seq_len, Window(be),
                                          on_start=watch.window_start if watch else None)
     loss = float(last[0].detach().float().cpu())
-    ops = _ops(step, be, watch is not None, count)
+    ops = ops_of(step, be, watch is not None, count)
     rnd = m.to_dict()
     extra = {"master_dtype": "fp32", "autocast_dtype": dtype if half else None, "final_loss": loss}
     if not math.isfinite(loss):

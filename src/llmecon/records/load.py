@@ -19,6 +19,14 @@ run's measured copy) bandwidth. Like MFU it counts the model's work, not the imp
 lower bound: a dynamic cache's ``torch.cat`` copies and a compiled static cache's ``repeat_kv`` copies are not in
 it (docs/measuring.md §8.5 measures them).
 
+Generate rows (one timed call = one batched request, measure.workloads): the step is the request (tokens per step =
+batch x new_tokens generated tokens, FLOPs its prefill plus its decode steps), so step_time_s, tokens_per_s and MFU
+are per request as usual; ``ttft_s`` / ``ttft_p90_s`` are the median / 90th percentile of the time to first token
+and ``tpot_s`` / ``tpot_p90_s`` those of the time per output token (one decode step: every sequence of the batch
+gets one token), pooled over the samples of all rounds (``stats.median_p90``: linear interpolation, numpy's
+default), seconds, times ``time_scale`` like every time. They are NaN for the other phases. ``bytes_per_step``
+is the request's decode bytes; bandwidth use is left NaN (the request's time includes its compute-bound prefill).
+
 Every MFU and bandwidth use of the ``executed`` convention (the FLOPs the kernels ran) must lie in (0, 1]
 where it is defined, or the row is invalid; the other conventions may count work that never ran (the
 article's 2N includes the embedding lookup), so their MFU is kept but not gated, and columns() says so.
@@ -38,8 +46,8 @@ from llmecon.costmodel.memory import BYTES_PER_ELEMENT
 from llmecon.errors import UserError
 from llmecon.records.schema import MIN_ENERGY_WINDOW_S, Record, Run
 from llmecon.records.store import existing_folders, find_runs, read_record, read_run, record_files
-from llmecon.stats import summarize_rounds
-from llmecon.vocab import CONVENTIONS
+from llmecon.stats import median_p90, summarize_rounds
+from llmecon.vocab import CONVENTIONS, GENERATE
 
 # Columns whose numbers are bounded by physics (the FLOPs the kernels ran, the bytes a decode step reads).
 GATED = ("mfu_executed", "mfu_executed_vs_ceiling", "bandwidth_util")
@@ -53,6 +61,7 @@ def columns() -> list[str]:
         "batch_size", "seq_len", "new_tokens", "attn_implementation", "compile", "static_cache",
         "activation_checkpointing", "num_hidden_layers", "layer_scale", "time_scale",
         "step_time_s", "step_time_spread", "round_means_s", "n_rounds", "n_samples", "first_call_s",
+        "ttft_s", "ttft_p90_s", "tpot_s", "tpot_p90_s",
         "device_step_s", "device_busy_fraction", "launch_bound",
         "tokens_per_step", "tokens_per_s",
         *[f"flops_per_step_{c}" for c in CONVENTIONS], "bytes_per_step",
@@ -181,10 +190,18 @@ def _row(rec: Record, run: Run | None, sheet: _Sheet) -> dict:
             row[f"achieved_flops_per_s_{c}"] = _ratio(flops, step)
             row[f"mfu_{c}"] = _utilization(flops, step, row["peak_flops_per_s"])
             row[f"mfu_{c}_vs_ceiling"] = _utilization(flops, step, row["ceiling_flops_per_s"])
-        row["bytes_per_step"] = full.bytes_per_step if cfg.phase == "decode" else None
-        row["bytes_per_s"] = _ratio(row["bytes_per_step"], step)
-        row["bandwidth_util"] = _utilization(row["bytes_per_step"], step, row["peak_bytes_per_s"])
-        row["bandwidth_util_vs_ceiling"] = _utilization(row["bytes_per_step"], step, row["ceiling_bytes_per_s"])
+        row["bytes_per_step"] = full.bytes_per_step if cfg.phase in ("decode", GENERATE) else None
+        moved = row["bytes_per_step"] if cfg.phase == "decode" else None   # bandwidth use: decode steps only
+        row["bytes_per_s"] = _ratio(moved, step)
+        row["bandwidth_util"] = _utilization(moved, step, row["peak_bytes_per_s"])
+        row["bandwidth_util_vs_ceiling"] = _utilization(moved, step, row["ceiling_bytes_per_s"])
+        if cfg.phase == GENERATE:
+            _add(reasons, _generate_problems(rounds, cfg.new_tokens))
+            for name, key in (("ttft", "ttft_samples_s"), ("tpot", "tpot_samples_s")):
+                pooled = [s for r in rounds for s in (getattr(r, key) or [])]
+                median, p90 = median_p90(pooled)
+                row[f"{name}_s"] = median * scale if median is not None else None
+                row[f"{name}_p90_s"] = p90 * scale if p90 is not None else None
         energy, window = rec.telemetry.energy_j, rec.telemetry.window_s
         if energy is not None and n_samples and window is not None and window >= MIN_ENERGY_WINDOW_S:
             row["energy_j_per_token"] = energy / (tokens * n_samples) * scale
@@ -206,6 +223,18 @@ def _row(rec: Record, run: Run | None, sheet: _Sheet) -> dict:
     row["warnings"] = "; ".join(warnings) or None
     row["valid"] = row["status"] == "ok"
     return row
+
+
+def _generate_problems(rounds, new_tokens: int | None) -> list[str]:
+    """A generate round must keep one TTFT per timed call and new_tokens - 1 steps per call."""
+    out = []
+    for r in rounds:
+        if r.ttft_samples_s is None or r.tpot_samples_s is None:
+            out.append("generate_samples_missing")
+        elif (len(r.ttft_samples_s) != len(r.samples_s)
+              or len(r.tpot_samples_s) != len(r.samples_s) * ((new_tokens or 0) - 1)):
+            out.append("generate_samples_mismatch")
+    return out
 
 
 def _utilization(work: float | None, step: float | None, peak: float | None) -> float | None:

@@ -33,6 +33,9 @@ Schema 3 -> 4 (the GPU path):
   keeps its energy but loses ``energy_j_per_token``, with ``energy_reason`` saying why. (Schema 3 decode energy
   also included the untimed prompt re-prefills in its mean power; that cannot be undone.)
 - the new fields (device clock, kernel busy time, launch_bound, compute_mode) are null: not recorded.
+
+Schema 4 -> 5 (the bench-only phase ``generate``): nothing changes. Its new round fields ``ttft_samples_s`` and
+``tpot_samples_s`` are null for every other phase, which is all a schema 4 record holds.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ def upgrade_run(doc: Any) -> dict:
     if version == 1:
         doc = {"schema_version": 2, "kind": "llmecon-run",
                **{k: v for k, v in doc.items() if k != "schema_version"}}
-    doc["schema_version"] = SCHEMA_VERSION  # 1 -> 2 -> 3 -> 4 add only optional fields to run.json
+    doc["schema_version"] = SCHEMA_VERSION  # 1 -> 2 -> 3 -> 4 -> 5 add only optional fields to run.json
     return doc
 
 
@@ -160,4 +163,6 @@ def upgrade_record(doc: Any) -> dict:
         doc = _record_2_to_3(doc)
     if version <= 3:
         doc = _record_3_to_4(doc)
+    if version <= 4:
+        doc["schema_version"] = 5  # 4 -> 5: generate's new round fields are null for every other phase
     return doc

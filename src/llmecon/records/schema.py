@@ -1,4 +1,4 @@
-"""The record format, declared once: ``run.json`` and one record per configuration, schema version 4.
+"""The record format, declared once: ``run.json`` and one record per configuration, schema version 5.
 
 A run folder::
 
@@ -28,6 +28,12 @@ kernels' busy time, the telemetry ``power_capped_fraction`` (holding the power l
 the most processes NVML saw on the GPU, the time left out of the window (``excluded_s``: decode's re-prefills)
 and why energy per token is missing; run.json's device block gains ``compute_mode`` and a ceiling its
 ``timing_method``.
+
+Schema 5 (serving): the bench-only phase ``generate`` (measure.workloads): one timed call is one batched request, a
+prefill of ``seq_len`` prompt tokens then ``new_tokens - 1`` greedy decode steps. Its rounds keep beside the request
+times (``samples_s``) the raw ``ttft_samples_s`` (one per timed call: time to first token, seconds) and
+``tpot_samples_s`` (``new_tokens - 1`` per timed call, call by call in order: each decode step's time, seconds).
+Both are null for the other phases; older records load unchanged.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from pydantic import ConfigDict, Field, NonNegativeFloat, NonNegativeInt, Positi
 
 from llmecon.formats import Strict
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # NVML refreshes its power reading about every 100 ms and, on A100 and H100, averages only part of each period
 # (Yang et al. 2024, "Part-time Power Measurements: nvidia-smi's Lack of Attention", arXiv:2312.02741): energy from
@@ -48,6 +54,7 @@ MIN_ENERGY_WINDOW_S = 2.0
 CONFIG_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+=,@-]{0,199}$"
 
 Phase = Literal["prefill", "decode", "train"]
+BenchPhase = Literal["prefill", "decode", "train", "generate"]  # vocab.BENCH_PHASES
 BenchDtype = Literal["fp32", "tf32", "bf16", "fp16"]
 Convention = Literal["article", "non_embedding", "causal", "executed"]
 Status = Literal["ok", "invalid", "oom", "error", "timeout", "skipped", "interrupted"]
@@ -144,7 +151,7 @@ class Run(Strict):
     """``run.json``: one bench run. ``config`` is the bench's own description of the sweep (what
     ``bench --resume`` reruns); it is validated by the bench when it resumes, not here."""
 
-    schema_version: Literal[4]
+    schema_version: Literal[5]
     kind: Literal["llmecon-run"] = "llmecon-run"
     run_id: str
     created_utc: str
@@ -162,10 +169,12 @@ class BenchConfig(Strict):
     """What was asked for: the configuration as planned (its hash is in the config id)."""
 
     model: str                    # as given: a preset name, a config.json or a local model folder
-    phase: Phase
+    phase: BenchPhase
     batch_size: PositiveInt
-    seq_len: PositiveInt
-    new_tokens: PositiveInt | None   # decode steps timed per pass; null for prefill and train
+    seq_len: PositiveInt             # generate: the prompt length
+    # decode: steps timed per pass; generate: output tokens per sequence (the first, from the prefill, included);
+    # null for prefill and train
+    new_tokens: PositiveInt | None
     dtype: BenchDtype
     device: str
     attn_implementation: Literal["sdpa", "eager"]
@@ -220,6 +229,11 @@ class RoundBlock(Strict):
     ci_high_s: float | None = None
     validity: ValidityBlock
     context_positions: list[PositiveInt] | None = None  # decode: the context length of each sample
+    # generate (null otherwise): per timed call (one request), its time to first token (fresh cache, prompt prefill,
+    # greedy token, synchronised), seconds; and each of its new_tokens - 1 decode steps (each ending synchronised),
+    # seconds, call by call in order. samples_s[i] = ttft_samples_s[i] + the sum of call i's steps.
+    ttft_samples_s: list[float | None] | None = None
+    tpot_samples_s: list[float | None] | None = None
 
 
 class TimingBlock(Strict):
@@ -352,7 +366,7 @@ class Record(Strict):
     """One configuration's outcome. ``status`` ok and invalid carry samples; oom, error, timeout, skipped
     and interrupted carry ``reasons`` (and ``error`` with the traceback for error)."""
 
-    schema_version: Literal[4]
+    schema_version: Literal[5]
     kind: Literal["llmecon-record"] = "llmecon-record"
     run_id: str
     created_utc: str

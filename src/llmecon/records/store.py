@@ -37,7 +37,7 @@ from llmecon.records.environment import environment
 from llmecon.records.migrate import upgrade_record, upgrade_run
 from llmecon.records.redact import redact
 from llmecon.records.schema import SCHEMA_VERSION, Record, Run
-from llmecon.vocab import DEFAULT_OUT, FINAL_STATUSES, RUNS_FOLDER
+from llmecon.vocab import DEFAULT_OUT, FINAL_STATUSES, GENERATE, RUNS_FOLDER
 
 
 def utc_now() -> str:
@@ -119,7 +119,7 @@ def make_config_id(config: Mapping, name: str | None = None) -> str:
     parts = [config.get("phase"), model or "model", config.get("dtype")]
     parts += [f"b{config['batch_size']}" if config.get("batch_size") is not None else None]
     parts += [f"s{config['seq_len']}" if config.get("seq_len") is not None else None]
-    if config.get("phase") == "decode" and config.get("new_tokens") is not None:
+    if config.get("phase") in ("decode", GENERATE) and config.get("new_tokens") is not None:
         parts.append(f"n{config['new_tokens']}")
     return "-".join(str(p) for p in parts if p not in (None, "")) + f"-{digest}"
 
