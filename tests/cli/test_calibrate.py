@@ -107,7 +107,7 @@ def test_calibrate_article_with_calibration_needs_transfer_from_a_cpu(planted):
     result = _invoke("article", "--calibration", planted["path"], "--transfer", "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)["calibrated"]
-    assert {t["key"] for t in doc["tables"]} == {"inference", "training", "training_a100"}
+    assert {t["key"] for t in doc["tables"]} >= {"inference", "training", "training_a100"}
     aws = next(r for r in doc["tables"][0]["rows"] if r["key"] == "inference.aws.usd_per_1k_tokens")
     assert aws["article"] == pytest.approx(0.0035, rel=0.01) and aws["transferred"]
     assert aws["calibrated"] == pytest.approx(aws["article"] * aws["mfu_article"] / aws["mfu_calibrated"])

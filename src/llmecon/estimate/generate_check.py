@@ -20,6 +20,7 @@ import pandas as pd
 
 from llmecon.calibration.apply import predict_workload
 from llmecon.calibration.document import Calibration
+from llmecon.calibration.fit import fit_calibration
 from llmecon.costmodel.presets import load_model_shape
 from llmecon.errors import UserError
 from llmecon.records.load import load_results
@@ -64,6 +65,21 @@ def summary(check: pd.DataFrame) -> dict[str, dict[str, float]]:
     """Median and maximum relative error of each quantity over the checked rows."""
     return {q: {"median_rel_error": float(np.median(check[f"{q}_rel_error"])),
                 "max_rel_error": float(np.max(check[f"{q}_rel_error"])), "n": int(len(check))} for q in QUANTITIES}
+
+
+def held_out_check(frame: pd.DataFrame, fit_batch_sizes, fit_seq_lens, **fit_options) -> tuple[pd.DataFrame, dict,
+                                                                                           Calibration]:
+    """One bench run that measured prefill, decode and generate together (its rounds interleaved, so that the load of a
+    shared machine falls on all three alike), split in two: calibrate on the prefill and decode rows whose batch is in
+    ``fit_batch_sizes`` and sequence length in ``fit_seq_lens``, then check the generate rows whose batch or prompt
+    length lies outside them. Returns (checked rows, summary, the calibration)."""
+    fit_rows = frame[frame["phase"].isin(("prefill", "decode")) & frame["batch_size"].isin(fit_batch_sizes)
+                     & frame["seq_len"].isin(fit_seq_lens)]
+    calib = fit_calibration(fit_rows, **fit_options)
+    held = frame[(frame["phase"] == GENERATE) & ~(frame["batch_size"].isin(fit_batch_sizes)
+                                                  & frame["seq_len"].isin(fit_seq_lens))]
+    checked = generate_check(held, calib)
+    return checked, summary(checked), calib
 
 
 def check_runs(runs, calibration) -> tuple[pd.DataFrame, dict]:
