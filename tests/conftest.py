@@ -298,3 +298,17 @@ def chromium() -> Chromium:
     if exe is None:
         pytest.skip("chromium is not installed (apt-get install chromium)")
     return Chromium(exe)
+
+
+@pytest.fixture(scope="session")
+def real_run_job(tmp_path_factory):
+    """`llmecon run --device cpu --quiet` for real (the default suite, benched on this CPU, calibrated, priced and
+    reported; about a minute on 2 cores): (out folder, click result). Run once per session and shared: tests/cli/
+    test_run.py checks the command's outputs, tests/cli/test_calibrate.py calibrates its run folder again."""
+    from click.testing import CliRunner
+
+    from llmecon.cli import main
+
+    out = tmp_path_factory.mktemp("llmecon-run") / "out"
+    res = CliRunner().invoke(main, ["run", "--out", str(out), "--device", "cpu", "--quiet"])
+    return out, res
