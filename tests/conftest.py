@@ -4,6 +4,7 @@ planted. Tests reach the helpers through the ``plant`` fixture."""
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import re
 import shutil
@@ -234,6 +235,19 @@ class Plant:
                                batch_size=int(r.batch_size), seq_len=int(r.seq_len), name=r.model, model=preset)
             write_record(run, rec)
         return run
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _gc_frozen_between_modules():
+    """Freeze what is alive when a test module starts (imported modules, session fixtures) out of the cyclic
+    garbage collector. The in-process benches call gc.collect() before every round (measure.device
+    reset_memory); in a fresh `llmecon bench` process that walks the bench's own objects, in this long-lived test
+    process it would walk the whole session's (0.2-0.3 s a call, five times that on the shared-core run of
+    test_compare). Frozen objects are still freed by reference counting; the collect here frees the previous
+    module's cycles first."""
+    gc.collect()
+    gc.freeze()
+    yield
 
 
 @pytest.fixture(scope="session")
