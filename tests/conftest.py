@@ -4,6 +4,7 @@ planted. Tests reach the helpers through the ``plant`` fixture."""
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import re
 import shutil
@@ -237,6 +238,19 @@ class Plant:
         return run
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _gc_frozen_between_modules():
+    """Freeze what is alive when a test module starts (imported modules, session fixtures) out of the cyclic
+    garbage collector. The in-process benches call gc.collect() before every round (measure.device
+    reset_memory); in a fresh `llmecon bench` process that walks the bench's own objects, in this long-lived test
+    process it would walk the whole session's (0.2-0.3 s a call, five times that on the shared-core run of
+    test_compare). Frozen objects are still freed by reference counting; the collect here frees the previous
+    module's cycles first."""
+    gc.collect()
+    gc.freeze()
+    yield
+
+
 @pytest.fixture(scope="session")
 def plant() -> type[Plant]:
     return Plant
@@ -299,3 +313,17 @@ def chromium() -> Chromium:
     if exe is None:
         pytest.skip("chromium is not installed (apt-get install chromium)")
     return Chromium(exe)
+
+
+@pytest.fixture(scope="session")
+def real_run_job(tmp_path_factory):
+    """`llmecon run --device cpu --quiet` for real (the default suite, benched on this CPU, calibrated, priced and
+    reported; about a minute on 2 cores): (out folder, click result). Run once per session and shared: tests/cli/
+    test_run.py checks the command's outputs, tests/cli/test_calibrate.py calibrates its run folder again."""
+    from click.testing import CliRunner
+
+    from llmecon.cli import main
+
+    out = tmp_path_factory.mktemp("llmecon-run") / "out"
+    res = CliRunner().invoke(main, ["run", "--out", str(out), "--device", "cpu", "--quiet"])
+    return out, res

@@ -89,9 +89,10 @@ def test_bench_final_table_shows_each_rows_noise_between_rounds(tmp_path, capsys
 
 TINY_LLAMA = {"model_type": "llama", "vocab_size": 64, "hidden_size": 16, "intermediate_size": 32,
               "num_hidden_layers": 1, "num_attention_heads": 2}
-# a fast, in-process sweep of one prefill configuration
+# a fast, in-process sweep of one prefill configuration, one round stopped at its minimums (the tests below are
+# about names and folders: they need a valid record, not a precise one)
 ONE = ["--phase", "prefill", "--seq-len", "8", "--device", "cpu", "--min-iters", "2", "--min-time", "0", "--warmup", "1",
-       "--no-isolate", "--quiet", "--json"]
+       "--rounds", "1", "--precision", "0", "--no-isolate", "--quiet", "--json"]
 
 
 def _bench_config(folder: Path, cfg: dict, *args: str) -> dict:

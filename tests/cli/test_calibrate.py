@@ -118,24 +118,13 @@ def test_calibrate_article_with_calibration_needs_transfer_from_a_cpu(planted):
 # ---- the real CPU bench of the tiny model --------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def cpu_bench(tmp_path_factory):
-    """`llmecon bench --model tiny` on this CPU: 3 phases x batch 1, 4, 16 x seq 32, 256 in two rounds stopped at
-    their minimums (about 30 s; the default five rounds to a 2 % precision took 97 s in CI), one torch
-    thread (a second OpenMP thread on a shared 2-core machine times other people's processes)."""
-    import torch
-
-    out = tmp_path_factory.mktemp("cpu-bench")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        result = _invoke("bench", "--model", "tiny", "--phase", "prefill,decode,train", "--batch-size", "1,4,16",
-                         "--seq-len", "32,256", "--new-tokens", "4", "--min-iters", "3", "--min-time", "0.2",
-                         "--max-time", "2", "--warmup", "1", "--rounds", "2", "--precision", "0", "--no-isolate",
-                         "--quiet", "--out", out)
-    finally:
-        torch.set_num_threads(threads)
-    assert result.exit_code == 0, result.output
-    return out
+def cpu_bench(real_run_job):
+    """A real `llmecon bench` of the tiny model on this CPU: the runs folder of this session's real `llmecon run`
+    (tests/conftest.py, shared with test_run.py and only read here): the default CPU suite, 3 phases x batch 1, 4
+    x seq 64, 256, in worker processes with one torch thread, five rounds each."""
+    out, res = real_run_job
+    assert res.exit_code == 0, res.output
+    return out / "runs"
 
 
 @pytest.mark.slow

@@ -80,8 +80,11 @@ def test_cli_compare_refuses_a_bad_max_drop_naming_the_option(tmp_path, plant, b
 
 # ---- real runs: the tiny model's bench, the same run twice, then the same run on a shared core ----------
 
+# four rounds, each stopped at its minimums (5 steps of ~70 ms, 0.1 s): compare decides on the spread of the round
+# means, and a fifth of a CPU is a 5x slowdown, far beyond both the 40 % threshold and the rounds' spread
 BENCH = ["bench", "--model", "tiny", "--phase", "prefill", "--batch-size", "32", "--seq-len", "256", "--min-iters", "5",
-         "--min-time", "0.1", "--max-time", "1", "--warmup", "1", "--rounds", "4", "--no-isolate", "--quiet"]
+         "--min-time", "0.1", "--max-time", "1", "--warmup", "1", "--rounds", "4", "--precision", "0", "--no-isolate",
+         "--quiet"]
 
 
 HOGS = 4

@@ -16,10 +16,10 @@ from llmecon.measure.spec import default_suite
 
 
 @pytest.fixture(scope="module")
-def job(tmp_path_factory):
-    out = tmp_path_factory.mktemp("llmecon-run") / "out"
-    res = CliRunner().invoke(main, ["run", "--out", str(out), "--device", "cpu", "--quiet"])
-    return out, res
+def job(real_run_job):
+    """The real `llmecon run` of this session (tests/conftest.py: benched once, shared with test_calibrate.py,
+    which only reads it)."""
+    return real_run_job
 
 
 def _said(output: str, label: str) -> Path:

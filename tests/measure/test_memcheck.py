@@ -76,7 +76,8 @@ def test_memcheck_real_run_records_predicted_ooms_as_skipped_before_any_worker(t
 
     monkeypatch.setattr(runner, "probe_device", small_device)
     spec = BenchSpec(models=("tiny",), phases=("train",), batch_sizes=(1, 4), seq_lens=(64,), device="cpu",
-                     isolate=False, rounds=1, min_iters=1, min_time_s=0.0, warmup_iters=0, memory_check=check)
+                     isolate=False, rounds=1, target_rel_ci=0.0, min_iters=1, min_time_s=0.0, warmup_iters=0,
+                     memory_check=check)
     run_dir = run_bench(spec, tmp_path, progress=False)
     records = {r["config"]["batch_size"]: r for r in
                (json.loads(p.read_text()) for p in (run_dir / "records").glob("*.json"))}

@@ -30,6 +30,10 @@ FAST = ["--min-iters", "3", "--min-time", "0.02", "--max-time", "5", "--warmup",
         "--rounds", "2", "--precision", "0"]
 
 
+# the planted hang's timeout: a 4 s one timed out the OOM configuration's model build on a loaded shared host
+PLANTED_TIMEOUT_S = 10
+
+
 def _records(run_dir: Path) -> dict[str, dict]:
     out = {}
     for p in sorted((run_dir / "records").glob("*.json")):
@@ -142,25 +146,71 @@ def test_runner_layers_records_full_model_work_and_scales_time_by_the_work_ratio
 
 
 def test_runner_planted_crash_timeout_oom_then_skip(tmp_path, monkeypatch):
-    # test-only fault hooks, read by the worker: crash at batch 2, hang at 3, OOM from 4 on
+    # test-only fault hooks, read by the worker: crash at batch 2, hang at 3, OOM from 4 on. Each of them comes
+    # in a fresh worker, whose timeout clock includes building the model (2.5-3 s on an idle 2-core host, most of
+    # it transformers' lazy imports); the planted crash and OOM must come before the timeout, the hang after it.
     monkeypatch.setenv("LLMECON_FAULT_CRASH_BATCH", "2")
     monkeypatch.setenv("LLMECON_FAULT_HANG_BATCH", "3")
     monkeypatch.setenv("LLMECON_FAULT_OOM_BATCH", "4")
     result = CliRunner().invoke(main, ["bench", "--model", "tiny", "--phase", "prefill", "--batch-size", "2,3,4,5",
                                        "--seq-len", "16", "--device", "cpu", "--out", str(tmp_path),
-                                       "--timeout", "4", *FAST])
+                                       "--timeout", str(PLANTED_TIMEOUT_S), *FAST])
     assert result.exit_code == 0, result.output
     (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
     recs = _records(run_dir)
     status = {r["config"]["batch_size"]: (r["status"], "; ".join(r["reasons"])) for r in recs.values()}
     assert status[2][0] == "error" and "code 86" in status[2][1]
-    assert status[3][0] == "timeout"
+    assert status[3][0] == "timeout" and f"timeout_s={PLANTED_TIMEOUT_S}" in status[3][1]
     assert status[4][0] == "oom" and "LLMECON_FAULT_OOM_BATCH" in status[4][1]
     assert status[5][0] == "skipped" and status[5][1].startswith("larger_than_oom_batch")
     res = load_results([run_dir])
     frame = res.frame
     assert res.problems == []
     assert frame.set_index("batch_size").loc[4, "tokens_per_s"] != frame.set_index("batch_size").loc[4, "tokens_per_s"]
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    """utime + stime of a process, in clock ticks (/proc/PID/stat), or None when it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[11]) + int(fields[12])
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return kids
+
+
+def _wait_for_the_hang(bench_pid: int, deadline: float, idle_s: float = 1.0) -> None:
+    """Return once the bench's worker has used no CPU for ``idle_s`` (the planted hang sleeps; building and
+    running train b1 never pauses that long, even with a small share of a loaded host). A fixed sleep was too
+    short on a loaded host: train b2 had not started, so only train b1 was recorded as interrupted. Without
+    /proc (not Linux) it falls back to a generous sleep."""
+    if not Path(f"/proc/{bench_pid}/stat").exists():
+        time.sleep(5.0)
+        return
+    last: dict[int, int] = {}
+    quiet_since = None
+    while time.monotonic() < deadline:
+        ticks = {pid: t for pid in _children(bench_pid) if (t := _cpu_ticks(pid)) is not None}
+        now = time.monotonic()
+        if ticks and ticks == last:
+            quiet_since = quiet_since or now
+            if now - quiet_since >= idle_s:
+                return
+        else:
+            quiet_since = None
+        last = ticks
+        time.sleep(0.1)
+    raise AssertionError("the bench's worker never went idle in the planted hang of train b2")
 
 
 def test_runner_interrupted_run_keeps_finished_records_and_resume_runs_only_the_rest(tmp_path):
@@ -181,7 +231,7 @@ def test_runner_interrupted_run_keeps_finished_records_and_resume_runs_only_the_
         time.sleep(0.1)
     assert run_dir is not None, proc.communicate(timeout=5)
     assert run_dir.parent == tmp_path / "runs"            # bench --out DIR writes DIR/runs/<run id>
-    time.sleep(1.5)  # train b2 is hanging in the worker now
+    _wait_for_the_hang(proc.pid, deadline)  # train b1's first round is done, train b2 hangs in the worker
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
@@ -211,7 +261,7 @@ def test_runner_run_bench_in_process_oom_skips_larger_batches_and_resume_keeps_f
 
     monkeypatch.setenv("LLMECON_FAULT_OOM_BATCH", "2")      # raised in-process before any work: no crash
     spec = BenchSpec(models=("tiny",), phases=("prefill",), batch_sizes=(3, 1, 2), seq_lens=(8,), device="cpu",
-                     isolate=False, min_iters=2, min_time_s=0.0, warmup_iters=1)
+                     isolate=False, min_iters=2, min_time_s=0.0, warmup_iters=1, rounds=1, target_rel_ci=0.0)
     announced = []
     run_dir = run_bench(spec, tmp_path / "out", progress=False, on_run_dir=announced.append)
     assert run_dir.parent == tmp_path / "out" and announced == [run_dir]
