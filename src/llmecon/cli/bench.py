@@ -86,8 +86,9 @@ def bench(models, phase, batch_size, seq_len, dtype, device, out_dir, resume, na
           compile_, static_cache, activation_checkpointing, rounds, precision, min_iters, min_time, max_time,
           warmup_iters, timeout_s, threads, no_isolate, no_memory_check, dry_run, hardware, calibration, as_json,
           quiet) -> None:
-    """Benchmark prefill, decode and training of real models on this machine (and, with --phase generate,
-    whole batched requests: time to first token and time per output token).
+    """Benchmark prefill, decode and training of real models on this machine.
+
+    With --phase generate, also whole batched requests: time to first token and time per output token.
 
     Each configuration (model x phase x batch x seq-len) is measured in independent rounds,
     interleaved across the sweep; each round warms up, syncs the device and samples until its
