@@ -16,6 +16,8 @@ import dataclasses
 import os
 from pathlib import Path
 
+from llmecon.measure.distributed import torchrun_env
+from llmecon.measure.distributed_run import run_distributed, run_with_torchrun
 from llmecon.measure.probe import device_kind, resolve_device
 from llmecon.measure.runner import run_bench
 from llmecon.measure.spec import DEFAULT_TIMEOUT_S, BenchSpec, default_suite
@@ -34,11 +36,12 @@ def _bench_spec(models, kind: str, *, phases=PHASES, batch_sizes=(1,), seq_lens=
                 new_tokens=16, layers=None, attn="sdpa", weights="random", compile=False, static_cache=False,
                 activation_checkpointing=False, min_iters=None, min_time_s=None, max_time_s=None, warmup_iters=None,
                 rounds=None, precision=None, timeout_s=DEFAULT_TIMEOUT_S, threads=None, isolate=True, name=None,
-                memory_check=True) -> BenchSpec:
+                memory_check=True, parallel="none", baseline=True) -> BenchSpec:
     """The sweep `bench` and `bench_plan` take: ``models`` None is the default suite for the device ``kind``."""
     if models is None:
         return dataclasses.replace(default_suite(kind), device=device, isolate=isolate, threads=threads,
-                                   memory_check=memory_check, **({"dtype": dtype} if dtype else {}))
+                                   memory_check=memory_check, parallel=parallel, baseline=baseline,
+                                   **({"dtype": dtype} if dtype else {}))
     names = (models,) if isinstance(models, str) else tuple(models)
     return BenchSpec(
         models=tuple(m.strip() for arg in names for m in arg.split(",") if m.strip()),
@@ -48,7 +51,8 @@ def _bench_spec(models, kind: str, *, phases=PHASES, batch_sizes=(1,), seq_lens=
         compile=compile, static_cache=static_cache, activation_checkpointing=activation_checkpointing,
         min_iters=min_iters, min_time_s=min_time_s, max_time_s=max_time_s, warmup_iters=warmup_iters,
         rounds=rounds, target_rel_ci=None if precision is None else parse_fraction("--precision", precision),
-        timeout_s=timeout_s, isolate=isolate, weights=weights, threads=threads, name=name, memory_check=memory_check)
+        timeout_s=timeout_s, isolate=isolate, weights=weights, threads=threads, name=name, memory_check=memory_check,
+        parallel=parallel, baseline=baseline)
 
 
 def bench(models=None, *, phases=PHASES, batch_sizes=(1,), seq_lens=(128,), dtype: str | None = None,
@@ -58,7 +62,8 @@ def bench(models=None, *, phases=PHASES, batch_sizes=(1,), seq_lens=(128,), dtyp
           max_time_s: float | None = None, warmup_iters: int | None = None, rounds: int | None = None,
           precision=None, timeout_s: float = DEFAULT_TIMEOUT_S,
           threads: int | None = None, isolate: bool = True, name: str | None = None, memory_check: bool = True,
-          progress: bool = False, on_run_dir=None) -> Results:
+          parallel: str = "none", baseline: bool = True, nproc: int | None = None,
+          progress: bool = False, on_run_dir=None) -> Results | None:
     """Benchmark models on this machine (`llmecon bench`): one run folder under ``out/runs/``, loaded.
 
     ``models`` None runs the default suite for the device (then only ``dtype``, ``device``, ``threads``,
@@ -69,6 +74,12 @@ def bench(models=None, *, phases=PHASES, batch_sizes=(1,), seq_lens=(128,), dtyp
     predicts not to fit are recorded as skipped, with the predicted and usable memory in the reason
     (``memory_check=False`` runs them anyway; `bench_plan` shows the prediction). Returns the run's `Results`
     (``.frame``, ``.problems``, ``.paths[0]`` is the run folder).
+
+    Beyond one device (measure.distributed): ``parallel`` ddp or fsdp (training) or tp (prefill, decode,
+    generate) spreads every configuration over the ranks of a torchrun job, each kind preceded by the same
+    configurations on one device (``baseline``), the scaling efficiency's reference. Called in every rank of a
+    torchrun job, it returns the Results on rank 0 and None on the others; ``nproc`` N starts torchrun with N
+    ranks on this node itself.
 
     >>> res = llmecon.bench("tiny", phases="prefill", batch_sizes=(1, 4), device="cpu")   # doctest: +SKIP
     >>> res.frame[["phase", "batch_size", "tokens_per_s"]]                                # doctest: +SKIP
@@ -81,9 +92,18 @@ def bench(models=None, *, phases=PHASES, batch_sizes=(1,), seq_lens=(128,), dtyp
                            static_cache=static_cache, activation_checkpointing=activation_checkpointing,
                            min_iters=min_iters, min_time_s=min_time_s, max_time_s=max_time_s,
                            warmup_iters=warmup_iters, rounds=rounds, precision=precision, timeout_s=timeout_s,
-                           threads=threads, isolate=isolate, name=name, memory_check=memory_check)
-    run_dir = run_bench(spec, Path(out) / RUNS_FOLDER, resume=Path(resume) if resume else None, progress=progress,
-                        on_run_dir=on_run_dir)
+                           threads=threads, isolate=isolate, name=name, memory_check=memory_check,
+                           parallel=parallel, baseline=baseline)
+    runs, resume = Path(out) / RUNS_FOLDER, Path(resume) if resume else None
+    world = torchrun_env()
+    if nproc is not None:
+        run_dir = run_with_torchrun(spec, runs, nproc, resume=resume, progress=progress, on_run_dir=on_run_dir)
+    elif world is not None and world["world_size"] > 1:
+        run_dir = run_distributed(spec, runs, resume=resume, progress=progress, on_run_dir=on_run_dir)
+        if run_dir is None:  # not rank 0: rank 0 writes and reports
+            return None
+    else:
+        run_dir = run_bench(spec, runs, resume=resume, progress=progress, on_run_dir=on_run_dir)
     return load_results([run_dir])
 
 

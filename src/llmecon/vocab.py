@@ -40,6 +40,14 @@ CALIBRATION_CONVENTION = "executed"
 STATUSES = ("ok", "invalid", "oom", "error", "timeout", "skipped", "interrupted")
 FINAL_STATUSES = frozenset({"ok", "invalid", "oom", "skipped"})
 
+# How a configuration spreads over several devices (measure.distributed): none (one device), ddp (DistributedDataParallel:
+# a replica per rank, gradients all-reduced), fsdp (FSDP2 fully_shard: parameters, gradients and optimizer state
+# sharded), tp (tensor parallelism: each layer's projections split across ranks, activations all-reduced). Data
+# parallelism is for training; tensor parallelism for prefill, decode and generate.
+PARALLELS = ("none", "ddp", "fsdp", "tp")
+DATA_PARALLELS = ("ddp", "fsdp")
+PARALLEL_PHASES = {"ddp": ("train",), "fsdp": ("train",), "tp": ("prefill", "decode", GENERATE)}
+
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
 WEIGHTS = ("random", "local")
 DEVICE_KINDS = ("cpu", "cuda")

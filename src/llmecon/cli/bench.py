@@ -14,8 +14,8 @@ from llmecon.errors import UserError
 from llmecon.measure.spec import DEFAULT_CPU_THREADS, DEFAULT_TIMEOUT_S
 from llmecon.measure.timing import CAP_STEPS, DEFAULT_KNOBS
 from llmecon.units import binary_bytes, si
-from llmecon.vocab import (ATTN_IMPLEMENTATIONS, BENCH_DTYPES, BENCH_PHASES, DEFAULT_OUT, GENERATE, PHASES, RUNS_FOLDER,
-                           WEIGHTS)
+from llmecon.vocab import (ATTN_IMPLEMENTATIONS, BENCH_DTYPES, BENCH_PHASES, DEFAULT_OUT, GENERATE, PARALLEL_PHASES,
+                           PARALLELS, PHASES, RUNS_FOLDER, WEIGHTS)
 
 _CPU, _GPU = DEFAULT_KNOBS["cpu"], DEFAULT_KNOBS["cuda"]
 
@@ -23,7 +23,7 @@ _CPU, _GPU = DEFAULT_KNOBS["cpu"], DEFAULT_KNOBS["cuda"]
 # has its own sweep but for --dtype, --device, --threads, --out and --no-isolate; given anyway, they are refused.
 _SWEEP = ("phase", "batch_size", "seq_len", "new_tokens", "layers", "attn", "weights", "compile_", "static_cache",
           "activation_checkpointing", "min_iters", "min_time", "max_time", "warmup_iters", "rounds", "precision",
-          "timeout_s", "name")
+          "timeout_s", "name", "parallel", "no_baseline")
 _RESUME_TOO = ("models", "dtype", "device", "threads", "out_dir", "no_isolate", "no_memory_check")
 
 
@@ -75,6 +75,13 @@ _RESUME_TOO = ("models", "dtype", "device", "threads", "out_dir", "no_isolate", 
 @click.option("--no-isolate", is_flag=True, help="Run in this process (no timeout, no crash isolation; debugging).")
 @click.option("--no-memory-check", is_flag=True,
               help="Run configurations the memory model predicts not to fit (default: record them as skipped).")
+@click.option("--parallel", default="none", show_default=True, type=click.Choice(PARALLELS),
+              help="Spread each configuration over torchrun's ranks: " + "; ".join(
+                  f"{p}: {', '.join(ph)}" for p, ph in PARALLEL_PHASES.items()) + " (batch per rank for ddp/fsdp).")
+@click.option("--nproc", type=int, default=None, metavar="N",
+              help="Start torchrun with N ranks on this node (one per GPU) and run the bench in it.")
+@click.option("--no-baseline", is_flag=True,
+              help="With --parallel: skip the same configurations on one device (the scaling efficiency's reference).")
 @click.option("--dry-run", is_flag=True, help="Print the plan (predicted memory, fit, time) and run nothing; no GPU needed.")
 @click.option("--hardware", default=None, metavar="ID",
               help="--dry-run: plan for this hardware-sheet GPU (llmecon hardware lists them) [default: this machine].")
@@ -84,8 +91,8 @@ _RESUME_TOO = ("models", "dtype", "device", "threads", "out_dir", "no_isolate", 
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def bench(models, phase, batch_size, seq_len, dtype, device, out_dir, resume, name, new_tokens, layers, attn, weights,
           compile_, static_cache, activation_checkpointing, rounds, precision, min_iters, min_time, max_time,
-          warmup_iters, timeout_s, threads, no_isolate, no_memory_check, dry_run, hardware, calibration, as_json,
-          quiet) -> None:
+          warmup_iters, timeout_s, threads, no_isolate, no_memory_check, parallel, nproc, no_baseline, dry_run,
+          hardware, calibration, as_json, quiet) -> None:
     """Benchmark prefill, decode and training of real models on this machine.
 
     With --phase generate, also whole batched requests: time to first token and time per output token.
@@ -108,6 +115,10 @@ def bench(models, phase, batch_size, seq_len, dtype, device, out_dir, resume, na
       llmecon bench --model llama-3-70b --layers 4 --phase prefill   big models: 4 layers, extrapolated
       llmecon bench --resume llmecon-out/runs/20260101T000000Z-1a2b3c4d    finish an interrupted run
       llmecon bench --dry-run --hardware h200            the default CUDA suite's plan on an H200
+      llmecon bench --model llama-3.2-1b --phase train --batch-size 4 --parallel ddp --nproc 8
+                                                         data parallel on this node's 8 GPUs (torchrun)
+      torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
+               -m llmecon bench --model llama-3-8b --phase train --parallel fsdp     two nodes
     """
     names = [m.strip() for arg in models for m in arg.split(",") if m.strip()]
     ignored = _given(_SWEEP + (_RESUME_TOO if resume else ())) if resume or not names else []
@@ -116,6 +127,8 @@ def bench(models, phase, batch_size, seq_len, dtype, device, out_dir, resume, na
         raise UserError(f"{', '.join(ignored)}: not used, {why}; drop {'it' if len(ignored) == 1 else 'them'}")
     if dry_run and resume:
         raise UserError("--dry-run plans a new sweep; --resume continues a run: drop one of them")
+    if dry_run and (parallel != "none" or nproc is not None):
+        raise UserError("--dry-run plans one device: drop --parallel and --nproc")
     if not dry_run and (hardware is not None or calibration is not None):
         raise UserError(f"{'--hardware' if hardware is not None else '--calibration'} is for planning: add --dry-run")
     sweep = dict(phases=phase, batch_sizes=batch_size, seq_lens=seq_len, dtype=dtype, device=device,
@@ -123,7 +136,7 @@ def bench(models, phase, batch_size, seq_len, dtype, device, out_dir, resume, na
                  static_cache=static_cache, activation_checkpointing=activation_checkpointing, min_iters=min_iters,
                  min_time_s=min_time, max_time_s=max_time, warmup_iters=warmup_iters, rounds=rounds,
                  precision=precision, timeout_s=timeout_s, threads=threads, isolate=not no_isolate, name=name,
-                 memory_check=not no_memory_check)
+                 memory_check=not no_memory_check, parallel=parallel, baseline=not no_baseline)
     if dry_run:
         plan = bench_plan(names or None, hardware=hardware, calibration=calibration, **sweep)
         echo_json(plan) if as_json else print_plan(plan)
@@ -136,12 +149,15 @@ def bench(models, phase, batch_size, seq_len, dtype, device, out_dir, resume, na
             click.echo(f"llmecon: run folder {run_dir}", err=True)
 
     try:
-        res = run_sweep(names or None, out=out_dir, resume=resume, progress=not quiet, on_run_dir=announce, **sweep)
+        res = run_sweep(names or None, out=out_dir, resume=resume, progress=not quiet, on_run_dir=announce, nproc=nproc,
+                        **sweep)
     except KeyboardInterrupt:
         if started.get("run_dir") is not None:
             click.echo(f"llmecon: interrupted; finished records are kept in {started['run_dir']}; "
                        f"finish with: llmecon bench --resume {started['run_dir']}", err=True)
         raise
+    if res is None:  # a torchrun rank other than 0: rank 0 prints the results
+        return
     for problem in res.problems:
         warn(problem)
     run_dir = res.paths[0]

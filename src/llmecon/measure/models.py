@@ -52,6 +52,7 @@ class BuiltModel:
     attn_implementation: str
     cache_kwarg: str              # "cache" (transformers >= 5.2x) or "past_key_values"
     weights: str                  # "random" or "local"
+    module: Any = None            # what a training step calls when the model is wrapped (DDP's wrapper); None: model
 
 
 def built_shape(model, layers: int | None) -> tuple[ModelShape, ModelShape]:

@@ -12,7 +12,7 @@ from llmecon.costmodel.architecture import ModelShape
 from llmecon.costmodel.flops import decode_flops, prefill_flops, train_step_flops
 from llmecon.costmodel.memory import decode_bytes
 from llmecon.records.schema import Knobs
-from llmecon.vocab import CONVENTIONS, GENERATE
+from llmecon.vocab import CONVENTIONS, DATA_PARALLELS, GENERATE
 
 # The numerator of model bandwidth utilisation (MBU): "achieved memory bandwidth = (total model parameter size + KV
 # cache size) / TPOT", MBU = achieved / peak bandwidth (Agarwal et al., "LLM Inference Performance Engineering: Best
@@ -109,12 +109,19 @@ def empty_timing(reason: str) -> dict:
             "validity": {"valid": False, "reasons": [reason], "warnings": []}}
 
 
+def data_parallel_degree(cfg: dict) -> int:
+    """How many ranks each take ``batch_size`` sequences of their own: the world for ddp and fsdp, else 1 (one
+    device, or tensor parallelism, whose ranks share one batch)."""
+    return int(cfg.get("world_size") or 1) if cfg.get("parallel") in DATA_PARALLELS else 1
+
+
 def base_record(cfg: dict, shape: ModelShape, full: ModelShape, *, status: str, reasons: list[str],
                 knobs: Knobs) -> dict:
     """A record for ``cfg`` with no measurement: config, model, work (as built, and the full model's in
-    ``work.full_model``), status and reasons."""
+    ``work.full_model``), status and reasons. With data parallelism the work is the whole job's: every rank's
+    ``batch_size`` sequences."""
     config = {k: v for k, v in cfg.items() if k not in ("config_id", "name")}
-    args = (cfg["phase"], cfg["batch_size"], cfg["seq_len"], cfg.get("new_tokens"), cfg["dtype"],
+    args = (cfg["phase"], cfg["batch_size"] * data_parallel_degree(cfg), cfg["seq_len"], cfg.get("new_tokens"), cfg["dtype"],
             bool(cfg.get("activation_checkpointing")))
     work = work_block(shape, *args)
     full_work = work_block(full, *args)

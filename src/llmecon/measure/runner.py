@@ -63,22 +63,30 @@ STARTUP_TIMEOUT_S = 300.0  # a worker importing torch + transformers on a loaded
 PROBE_TIMEOUT_S = 300.0    # the probe child: import torch, create a context, two ceilings of a few seconds each
 
 
-class _Sweep:
+class Sweep:
     """Bookkeeping of one run: which configurations are pending, writes records, OOM skipping."""
 
     def __init__(self, run_dir: Path, configs: list[dict], knobs: Knobs, progress: Progress, threads: int | None):
         self.run_dir, self.knobs, self.progress, self.threads = run_dir, knobs, progress, threads
         self.pending = {c["config_id"]: c for c in configs}
         self.order = [c["config_id"] for c in configs]
+        self.lock = threading.RLock()  # a distributed run's watchdog thread writes too (measure.distributed)
 
     def write(self, rec: dict) -> None:
+        with self.lock:
+            self._write(rec)
+
+    def _write(self, rec: dict) -> None:
+        if rec["config_id"] not in self.pending:
+            return  # already ended (a distributed run's watchdog and its main thread may both get there)
         write_record(self.run_dir, rec)
         self.pending.pop(rec["config_id"], None)
         self.progress.finish(rec)
         if rec["status"] == "oom":
             cfg = rec["config"]
             for other in [self.pending[i] for i in self.order if i in self.pending]:
-                if (other["model"], other["phase"], other["seq_len"]) == (cfg["model"], cfg["phase"], cfg["seq_len"]) \
+                if (other["model"], other["phase"], other["seq_len"], other.get("parallel", "none")) == (
+                        cfg["model"], cfg["phase"], cfg["seq_len"], cfg.get("parallel", "none")) \
                         and other["batch_size"] > cfg["batch_size"]:
                     self.fail(other, "skipped", f"larger_than_oom_batch (batch {cfg['batch_size']} ran out of memory)")
 
@@ -113,14 +121,14 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _progress_event(sweep: _Sweep, event: dict) -> None:
+def _progress_event(sweep: Sweep, event: dict) -> None:
     if event["event"] == "done":
         sweep.progress.round_done(event["config_id"])
     else:
         sweep.progress.pass_done(next(iter(sweep.pending.values()), {"model": "the model"}), event["round"], event["n"])
 
 
-def _run_group_isolated(sweep: _Sweep, group: list[dict], device: str, timeout_s: float, n_worker: list[int]) -> None:
+def _run_group_isolated(sweep: Sweep, group: list[dict], device: str, timeout_s: float, n_worker: list[int]) -> None:
     """Run one model's configurations in worker processes until each of them has a record."""
     while True:
         todo = [c for c in group if c["config_id"] in sweep.pending]
@@ -132,7 +140,7 @@ def _run_group_isolated(sweep: _Sweep, group: list[dict], device: str, timeout_s
         log_path = logs / f"worker-{n_worker[0]:03d}.log"
         job = {"device": device, "knobs": sweep.knobs.model_dump(), "configs": todo, "parent_pid": os.getpid(),
                "threads": sweep.threads}
-        env = _worker_env()
+        env = worker_env()
         with open(log_path, "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "llmecon.measure.worker"], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True)
@@ -201,7 +209,7 @@ def _run_group_isolated(sweep: _Sweep, group: list[dict], device: str, timeout_s
                        f"{_log_tail(log_path) or 'no output'}")
 
 
-def _run_group_inprocess(sweep: _Sweep, group: list[dict], device: str) -> None:
+def _run_group_inprocess(sweep: Sweep, group: list[dict], device: str) -> None:
     while True:
         todo = [c for c in group if c["config_id"] in sweep.pending]
         if not todo:
@@ -227,7 +235,7 @@ def _run_group_inprocess(sweep: _Sweep, group: list[dict], device: str) -> None:
             raise
 
 
-def _worker_env() -> dict:
+def worker_env() -> dict:
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -239,7 +247,7 @@ def probe_in_child(device: str, dtype: str, threads: int | None, timeout_s: floa
     job = {"task": "probe", "device": device, "dtype": dtype, "threads": threads}
     try:
         proc = subprocess.run([sys.executable, "-m", "llmecon.measure.worker"], input=json.dumps(job).encode(),
-                              capture_output=True, timeout=timeout_s, env=_worker_env())
+                              capture_output=True, timeout=timeout_s, env=worker_env())
     except subprocess.TimeoutExpired:
         raise UserError(f"probing {device} took longer than {timeout_s:g} s (is the GPU busy or hung?)") from None
     events = []
@@ -324,7 +332,7 @@ def run_bench(spec: BenchSpec, out_dir, *, resume: Path | None = None, progress:
     done = finished_config_ids(run_dir)
     todo = [c for c in configs if c["config_id"] not in done]
     bar = Progress(len(todo), progress, rounds=knobs.rounds)
-    sweep = _Sweep(run_dir, todo, knobs, bar, spec.resolved_threads(kind))
+    sweep = Sweep(run_dir, todo, knobs, bar, spec.resolved_threads(kind))
     for cfg in [c for c in todo if c["config_id"] in too_big]:
         sweep.fail(cfg, "skipped", too_big[cfg["config_id"]])
     n_worker = [len(list((run_dir / "logs").glob("worker-*.log"))) if (run_dir / "logs").is_dir() else 0]

@@ -16,7 +16,8 @@ from llmecon.measure.models import built_shape
 from llmecon.errors import UserError, require_count, require_positive
 from llmecon.records.schema import Knobs
 from llmecon.records.store import make_config_id
-from llmecon.vocab import ATTN_IMPLEMENTATIONS, BENCH_DTYPES, BENCH_PHASES, GENERATE, PHASES, WEIGHTS
+from llmecon.vocab import (ATTN_IMPLEMENTATIONS, BENCH_DTYPES, BENCH_PHASES, GENERATE, PARALLEL_PHASES, PARALLELS, PHASES,
+                           WEIGHTS)
 
 DEFAULT_TIMEOUT_S = 900.0
 # torch threads on a CPU unless told otherwise: one, as torch.utils.benchmark does. On a shared host a second
@@ -73,6 +74,10 @@ class BenchSpec:
     threads: int | None = None  # CPU: torch.set_num_threads for the ceilings and the workers (None: DEFAULT_CPU_THREADS)
     name: str | None = None
     memory_check: bool = True  # skip configurations the memory model predicts not to fit (measure.memcheck)
+    # beyond one device (measure.distributed): how each configuration is spread over torchrun's ranks, and whether
+    # the same configuration also runs on one device (rank 0 alone), the baseline of the scaling efficiency
+    parallel: str = "none"
+    baseline: bool = True
 
     def __post_init__(self):
         if not self.models or not all(isinstance(m, str) and m for m in self.models):
@@ -119,6 +124,20 @@ class BenchSpec:
         require_positive("--timeout", self.timeout_s)
         if not isinstance(self.memory_check, bool):
             raise UserError(f"memory_check must be true or false, got {self.memory_check!r}")
+        if self.parallel not in PARALLELS:
+            raise UserError(f"--parallel must be one of {', '.join(PARALLELS)}, got {self.parallel!r}")
+        if self.parallel != "none":
+            allowed = PARALLEL_PHASES[self.parallel]
+            wrong = [p for p in self.phases if p not in allowed]
+            if wrong:
+                raise UserError(f"--parallel {self.parallel} measures {', '.join(allowed)}, not {', '.join(wrong)}: "
+                                f"{'data parallelism is for training' if self.parallel != 'tp' else 'tensor parallelism is measured for inference'}")
+            if self.compile:
+                raise UserError(f"--parallel {self.parallel} runs eager (a compiled distributed step is not measured "
+                                "yet): drop --compile")
+            if self.static_cache:
+                raise UserError("--parallel tp decodes with a dynamic cache (a StaticCache sized for all heads does "
+                                "not fit a rank's share of them): drop --static-cache")
 
     def knobs(self, device_kind: str) -> Knobs:
         """The timing knobs: the device kind's defaults, with the ones this spec sets."""
@@ -160,10 +179,40 @@ def default_suite(device_kind: str) -> BenchSpec:
     raise UserError(f"no default suite for device kind {device_kind!r} (cpu or cuda)")
 
 
-def plan(spec: BenchSpec, device: str, device_kind: str) -> list[dict]:
+def _check_tp(full, world_size: int) -> None:
+    """Tensor parallelism splits heads, KV heads and the MLP's width evenly across the ranks."""
+    for what, n in (("attention heads", full.num_attention_heads), ("KV heads", full.num_key_value_heads),
+                    ("intermediate_size", full.intermediate_size)):
+        if n % world_size:
+            raise UserError(f"--parallel tp on {world_size} ranks: {full.name}'s {n} {what} do not split evenly")
+
+
+def plan(spec: BenchSpec, device: str, device_kind: str, world_size: int = 1) -> list[dict]:
     """Every configuration of the sweep, ordered model, phase, seq_len, then increasing batch.
 
+    With a parallelism, every configuration runs on ``world_size`` ranks (its config gains ``parallel`` and
+    ``world_size``), each kind preceded by the same configurations on one device when ``spec.baseline``.
+
     UserError (before anything runs) for an unknown model or a shape beyond the model's context length."""
+    if spec.parallel == "none":
+        return _plan_one(spec, device, device_kind, {})
+    if world_size < 2:
+        raise UserError(f"--parallel {spec.parallel} needs several ranks: start it with torchrun, or with "
+                        "llmecon bench --nproc N")
+    for model in dict.fromkeys(spec.models):
+        if spec.parallel == "tp":
+            _check_tp(built_shape(model, spec.layers)[1], world_size)
+    spread = _plan_one(spec, device, device_kind, {"parallel": spec.parallel, "world_size": world_size})
+    if not spec.baseline:
+        return spread
+    alone = _plan_one(spec, device, device_kind, {})
+    out = []
+    for model in dict.fromkeys(spec.models):  # per model: the baselines, then the same configurations spread
+        out += [c for c in alone if c["model"] == model] + [c for c in spread if c["model"] == model]
+    return out
+
+
+def _plan_one(spec: BenchSpec, device: str, device_kind: str, extra: dict) -> list[dict]:
     configs = []
     dtype = spec.resolved_dtype(device_kind)
     for model in dict.fromkeys(spec.models):  # a value given twice is one configuration, measured once
@@ -189,6 +238,7 @@ def plan(spec: BenchSpec, device: str, device_kind: str) -> list[dict]:
                         "layers": spec.layers,
                         "activation_checkpointing": spec.activation_checkpointing and phase == "train",
                         "weights": spec.weights,
+                        **extra,
                     }
                     name = spec.name or full.name
                     configs.append({**cfg, "config_id": make_config_id(cfg, name), "name": name})

@@ -29,6 +29,11 @@
    the median is what the stopping rule pins.
 
 A round is one call of ``measure()``; the worker interleaves the rounds of a model's configurations.
+
+5. **Lockstep** (distributed runs): every rank of a data- or tensor-parallel step must make the same number of
+   calls, or the ones that stop early leave the others waiting in a collective. Inside ``lockstep(agree)`` each
+   decision (another warm-up call? another sample?) is agreed with the peers, outside the timed region: the window
+   stops when a rank hits a cap, or when every rank has met its minimums and precision (measure.distributed).
 Telemetry stays outside this module: a caller passes ``on_start`` (called after warm-up, right before the
 timed window opens, device idle) and ``on_sample(index, seconds)`` (called after each timed call, outside the
 timed region). Exceptions from ``fn`` (an OOM, say) propagate untouched: the caller turns them into a status.
@@ -36,10 +41,12 @@ timed region). Exceptions from ``fn`` (an OOM, say) propagate untouched: the cal
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 from llmecon.records.schema import Knobs
 from llmecon.stats import Validity, median_ci, quantile, relative_ci_halfwidth, summarize
@@ -52,6 +59,24 @@ DEFAULT_KNOBS = {
     "cuda": Knobs(warmup_iters=3, min_iters=10, min_time_s=0.5, max_time_s=10.0, rounds=5, target_rel_ci=0.01),
 }
 CAP_STEPS = 2  # the window's cap allows at least this many times min_iters warm steps
+
+# agree(satisfied, cap) -> (every rank satisfied, the cap any rank hit or None): set by `lockstep`
+Agree = Callable[[bool, "str | None"], "tuple[bool, str | None]"]
+_AGREE: contextvars.ContextVar[Agree | None] = contextvars.ContextVar("llmecon_lockstep", default=None)
+
+
+@contextlib.contextmanager
+def lockstep(agree: Agree | None) -> Iterator[None]:
+    """Every `measure()` inside agrees each decision with its peers through ``agree`` (None: alone)."""
+    token = _AGREE.set(agree)
+    try:
+        yield
+    finally:
+        _AGREE.reset(token)
+
+
+def _alone(satisfied: bool, cap: str | None) -> tuple[bool, str | None]:
+    return satisfied, cap
 
 
 @dataclass(frozen=True)
@@ -101,6 +126,7 @@ def measure(fn: Callable[[], object], knobs: Knobs = DEFAULT_KNOBS["cuda"], *,
     True
     """
     sync = sync or (lambda: None)
+    agree = _AGREE.get() or _alone
 
     def seconds(result, t0: float) -> float:
         return float(result) if self_timed else clock() - t0
@@ -113,7 +139,10 @@ def measure(fn: Callable[[], object], knobs: Knobs = DEFAULT_KNOBS["cuda"], *,
 
     warm: list[float] = []
     warm_start = clock()
-    while len(warm) < knobs.warmup_iters and clock() - warm_start < knobs.max_time_s:
+    while True:
+        done = not (len(warm) < knobs.warmup_iters and clock() - warm_start < knobs.max_time_s)
+        if agree(False, "max_time" if done else None)[1] is not None:  # any rank done warming up: all are
+            break
         t0 = clock()
         result = fn()
         sync()
@@ -128,22 +157,24 @@ def measure(fn: Callable[[], object], knobs: Knobs = DEFAULT_KNOBS["cuda"], *,
     window_start = clock()
     timed = 0.0
     next_check = knobs.min_iters
+    satisfied: str | None = None  # "minimums" or "precision" once this rank's stopping rule is met
     while True:
-        if len(samples) >= knobs.min_iters and timed >= knobs.min_time_s:
+        if satisfied is None and len(samples) >= knobs.min_iters and timed >= knobs.min_time_s:
             if knobs.target_rel_ci is None:
-                stop = "minimums"
-                break
-            if len(samples) >= next_check:
+                satisfied = "minimums"
+            elif len(samples) >= next_check:
                 next_check = max(len(samples) + 1, math.ceil(len(samples) * 1.1))
                 width = relative_ci_halfwidth(samples)
                 if width is not None and width <= knobs.target_rel_ci:
-                    stop = "precision"
-                    break
-        if len(samples) >= knobs.max_iters:
-            stop = "max_iters"
+                    satisfied = "precision"
+        cap = ("max_iters" if len(samples) >= knobs.max_iters
+               else "max_time" if clock() - window_start >= cap_s else None)
+        everyone, cap = agree(satisfied is not None, cap)
+        if everyone and satisfied is not None:
+            stop = satisfied
             break
-        if clock() - window_start >= cap_s:
-            stop = "max_time"
+        if cap is not None:
+            stop = cap
             break
         t0 = clock()
         if timer is not None:

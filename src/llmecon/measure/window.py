@@ -6,6 +6,10 @@ throttling, other processes on the GPU). `ops_of` counts the operator calls of o
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from typing import Iterator
+
 from llmecon.measure.device import THROTTLES
 from llmecon.measure.opcount import count_ops
 from llmecon.measure.probe import HostCpuMonitor, TelemetrySampler
@@ -104,5 +108,32 @@ def measure_in_window(fn, be, knobs: Knobs, tokens_per_step: int, window: Window
     return m, tele, memory
 
 
+# Where `ops_of` puts the collectives its counted step issued, when a distributed run asks (`collectives_into`).
+_COLLECTIVES: contextvars.ContextVar[list | None] = contextvars.ContextVar("llmecon_collectives", default=None)
+
+
+@contextlib.contextmanager
+def collectives_into(sink: list) -> Iterator[None]:
+    """Inside, the step `ops_of` counts also has its collectives counted (measure.commcount), appended to ``sink``."""
+    token = _COLLECTIVES.set(sink)
+    try:
+        yield
+    finally:
+        _COLLECTIVES.reset(token)
+
+
 def ops_of(step, be, compile: bool, count: bool) -> dict | None:
-    return (count_ops(step, be, compiled=compile) if count else None)
+    """The operator calls of one extra, untimed call of ``step`` (None unless ``count``); under `collectives_into`,
+    that call's collectives too."""
+    if not count:
+        return None
+    sink = _COLLECTIVES.get()
+    if sink is None:
+        return count_ops(step, be, compiled=compile)
+    from llmecon.measure.commcount import CollectiveCounter
+
+    counter = CollectiveCounter()
+    with counter:
+        ops = count_ops(step, be, compiled=compile)
+    sink.append(counter.counts())
+    return ops

@@ -27,6 +27,7 @@ The parent is the only writer of records; this process never touches the run fol
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -37,9 +38,12 @@ import traceback
 from typing import Callable
 
 from llmecon.measure.device import backend, out_of_memory_reason
+from llmecon.measure.distributed import Failures, distributed_block, failure_report, merge_round, rank_results, wrap
 from llmecon.measure.models import build_model, built_shape
 from llmecon.measure.probe import measure_ceilings, probe_device
-from llmecon.measure.record import base_record
+from llmecon.measure.record import base_record, data_parallel_degree
+from llmecon.measure.timing import lockstep
+from llmecon.measure.window import collectives_into
 from llmecon.measure.rounds import combine
 from llmecon.measure.workloads import run_workload
 from llmecon.records.schema import Knobs
@@ -53,60 +57,121 @@ def _cleanup(device: str) -> None:
 
 
 def _kinds(configs: list[dict]) -> list[list[dict]]:
-    """The configurations grouped by the model they run on (inference or training), in their order."""
+    """The configurations grouped by the model they run on (inference or training, on one device or spread the
+    same way), in their order."""
     out: dict[tuple, list[dict]] = {}
     for cfg in configs:
-        out.setdefault((cfg["model"], cfg["phase"] == "train"), []).append(cfg)
+        out.setdefault((cfg["model"], cfg["phase"] == "train", cfg.get("parallel", "none")), []).append(cfg)
     return list(out.values())
 
 
-def execute(job: dict, emit: Callable[[dict], None]) -> int:
-    """Run job["configs"] in rounds, emitting events; return 0, or EXIT_AFTER_FAILURE after a failure."""
+def execute(job: dict, emit: Callable[[dict], None], world=None) -> int:
+    """Run job["configs"] in rounds, emitting events; return 0, or EXIT_AFTER_FAILURE after a failure.
+
+    ``world`` (measure.distributed.World): this process is one rank of several. A configuration with a
+    parallelism runs on every rank in lockstep, each round gathered to rank 0, which alone emits; one without
+    (the single-device baseline) runs on rank 0 while the others wait. A failure is reported to rank 0 through
+    the store instead of emitted (rank 0's watchdog writes the record)."""
     import torch
     import transformers  # noqa: F401  (imported before the first "start": not charged to its timeout)
 
     device, knobs = job["device"], Knobs.model_validate(job["knobs"])
     if job.get("threads"):
         torch.set_num_threads(int(job["threads"]))
-    emit({"event": "ready", "pid": os.getpid()})
-    for group in _kinds(job["configs"]):
-        built = None
-        outs: dict[str, list[dict]] = {c["config_id"]: [] for c in group}
-        walls: dict[str, float] = dict.fromkeys(outs, 0.0)
-        load_before = _loadavg()
-        for r in range(knobs.rounds):
-            for cfg in group:
-                emit({"event": "start", "config_id": cfg["config_id"], "round": r})
-                t0 = time.perf_counter()
-                try:
-                    if built is None:
-                        _cleanup(device)
-                        built = build_model(
-                            cfg["model"], device=backend(device).torch_device, dtype=cfg["dtype"], layers=cfg.get("layers"),
-                            attn_implementation=cfg["attn_implementation"], weights=cfg.get("weights", "random"),
-                            train=cfg["phase"] == "train",
-                        )
-                    outs[cfg["config_id"]].append(run_workload(
+    leader = world is None or world.leader
+    say = emit if leader else (lambda event: None)
+    say({"event": "ready", "pid": os.getpid()})
+    for index, group in enumerate(_kinds(job["configs"])):
+        spread = group[0].get("parallel", "none") != "none"
+        if world is not None and not spread:  # the single-device baseline: rank 0 alone
+            if not leader:
+                world.wait_for_leader(f"group/{index}", knobs.rounds * len(group) * job.get("timeout_s", 900.0))
+                continue
+        code = _run_group(group, device, knobs, say, world if spread else None)
+        if world is not None and not spread:
+            world.release(f"group/{index}")
+        if code:
+            return code
+    return 0
+
+
+def _run_group(group: list[dict], device: str, knobs: Knobs, say, world) -> int:
+    """One model's configurations, round-robin; with ``world``, spread over it in lockstep."""
+    built = None
+    wrapping = None
+    outs: dict[str, list[dict]] = {c["config_id"]: [] for c in group}
+    per_rank: dict[str, list[list[dict]]] = {c["config_id"]: [] for c in group}
+    comm: dict[str, list[dict]] = {c["config_id"]: [] for c in group}
+    walls: dict[str, float] = dict.fromkeys(outs, 0.0)
+    load_before = _loadavg()
+    for r in range(knobs.rounds):
+        for cfg in group:
+            say({"event": "start", "config_id": cfg["config_id"], "round": r})
+            t0 = time.perf_counter()
+            try:
+                if built is None:
+                    _cleanup(device)
+                    built = build_model(
+                        cfg["model"], device=backend(device).torch_device, dtype=cfg["dtype"], layers=cfg.get("layers"),
+                        attn_implementation=cfg["attn_implementation"], weights=cfg.get("weights", "random"),
+                        train=cfg["phase"] == "train",
+                    )
+                    if world is not None:
+                        wrapping = wrap(built, cfg, world)
+                with lockstep(world.agree if world is not None else None), \
+                        collectives_into(comm[cfg["config_id"]]) if world is not None else contextlib.nullcontext():
+                    out = run_workload(
                         built, cfg["phase"], batch_size=cfg["batch_size"], seq_len=cfg["seq_len"],
                         new_tokens=cfg.get("new_tokens") or 0, dtype=cfg["dtype"], device=device,
                         compile=cfg.get("compile", False), static_cache=cfg.get("static_cache", False),
                         activation_checkpointing=cfg.get("activation_checkpointing", False), knobs=knobs,
                         count_ops=r == 0,
-                    ))
-                except Exception as exc:  # every failure becomes a status; the traceback is kept
-                    emit({"event": "record", "record": _failure(cfg, exc, knobs, time.perf_counter() - t0)})
-                    built = None
-                    _cleanup(device)
-                    return EXIT_AFTER_FAILURE
-                walls[cfg["config_id"]] += time.perf_counter() - t0
-                emit({"event": "done", "config_id": cfg["config_id"], "round": r})
-            emit({"event": "pass", "round": r + 1, "rounds": knobs.rounds, "n": len(group)})
-        for cfg in group:
-            emit({"event": "record", "record": _record(cfg, outs[cfg["config_id"]], knobs,
-                                                       walls[cfg["config_id"]], load_before)})
-        built = None
-        _cleanup(device)
+                    )
+                if world is not None:
+                    out["place"] = {"rank": world.rank, "local_rank": world.local_rank, "host": world.host,
+                                    "device": _device_name(device)}
+                    gathered = world.gather(out)
+                    if world.leader:
+                        per_rank[cfg["config_id"]].append(gathered)
+                        out = merge_round(gathered, data_parallel_degree(cfg))
+                outs[cfg["config_id"]].append(out)
+            except Exception as exc:  # every failure becomes a status; the traceback is kept
+                if world is not None:
+                    failures = Failures(world)
+                    failures.report(failure_report(world.rank, cfg["config_id"], exc, out_of_memory_reason(exc)))
+                    failures.wait_ack()
+                else:
+                    say({"event": "record", "record": _failure(cfg, exc, knobs, time.perf_counter() - t0)})
+                built = None
+                _cleanup(device)
+                return EXIT_AFTER_FAILURE
+            walls[cfg["config_id"]] += time.perf_counter() - t0
+            say({"event": "done", "config_id": cfg["config_id"], "round": r})
+        say({"event": "pass", "round": r + 1, "rounds": knobs.rounds, "n": len(group)})
+    for cfg in group:
+        cid = cfg["config_id"]
+        if world is None or world.leader:
+            rec = _record(cfg, outs[cid], knobs, walls[cid], load_before)
+            if world is not None:
+                places = [o["place"] for o in per_rank[cid][0]]
+                counted = comm[cid][0] if comm[cid] else None
+                rec["distributed"] = distributed_block(
+                    cfg, world, wrapping, rank_results(per_rank[cid], places), counted,
+                    "measure.commcount: the c10d and functional collectives one untimed step issued on rank 0, "
+                    "full-buffer bytes (nccl-tests' sizes)" if counted is not None else None)
+            say({"event": "record", "record": rec})
+    built = None
+    _cleanup(device)
     return 0
+
+
+def _device_name(device: str) -> str:
+    """The device's name as torch reports it (a GPU's product name; "cpu" on a CPU)."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return "cpu"
 
 
 def probe(job: dict, emit: Callable[[dict], None]) -> int:

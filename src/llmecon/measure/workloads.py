@@ -342,6 +342,7 @@ def _train(built, be, batch_size, seq_len, dtype, watch, activation_checkpointin
     model.train()
     if activation_checkpointing:
         enable_activation_checkpointing(model)
+    runner = built.module or model  # DDP's wrapper when data-parallel (measure.distributed.wrap)
     ids = _tokens(built.shape.vocab_size, batch_size, seq_len, be.torch_device, SEED)
     kind = torch.device(be.torch_device).type  # autocast and the grad scaler follow where the tensors live
     half = dtype in ("bf16", "fp16")
@@ -349,9 +350,9 @@ def _train(built, be, batch_size, seq_len, dtype, watch, activation_checkpointin
     opt_kwargs: dict[str, Any] = {"lr": 1e-4}
     if be.supports_fused_adamw():
         opt_kwargs["fused"] = True
-    optimizer = torch.optim.AdamW(model.parameters(), **opt_kwargs)
+    optimizer = torch.optim.AdamW(runner.parameters(), **opt_kwargs)
     scaler = torch.amp.GradScaler(kind) if dtype == "fp16" else None
-    forward = watch.compile(model) if watch else model
+    forward = watch.compile(runner) if watch else runner
     last = [None]
 
     def step():

@@ -60,6 +60,8 @@ def columns() -> list[str]:
         "device_kind", "dtype", "phase", "status", "reason", "warnings",
         "batch_size", "seq_len", "new_tokens", "attn_implementation", "compile", "static_cache",
         "activation_checkpointing", "num_hidden_layers", "layer_scale", "time_scale",
+        "parallel", "world_size", "nnodes", "slowest_rank", "rank_imbalance", "comm_bytes_per_step",
+        "allreduce_busbw_bytes_per_s", "allgather_busbw_bytes_per_s", "scaling_efficiency", "scaling_baseline",
         "step_time_s", "step_time_spread", "round_means_s", "n_rounds", "n_samples", "first_call_s",
         "ttft_s", "ttft_p90_s", "tpot_s", "tpot_p90_s",
         "device_step_s", "device_busy_fraction", "launch_bound",
@@ -76,11 +78,11 @@ def columns() -> list[str]:
 
 
 _INT = ("batch_size", "seq_len", "new_tokens", "num_hidden_layers", "n_rounds", "n_samples", "tokens_per_step",
-        "aten_ops_per_step", "cuda_kernels_per_step")
+        "aten_ops_per_step", "cuda_kernels_per_step", "world_size", "nnodes", "slowest_rank")
 _OBJECT = ("round_means_s", "aten_op_counts")  # a list of seconds per round; {operator: calls per step}
 _TEXT = ("run_id", "config_id", "created_utc", "model", "model_spec", "hardware", "hardware_id", "device_name",
          "device_kind", "dtype", "phase", "status", "reason", "warnings", "attn_implementation", "peak_reason",
-         "path")
+         "path", "parallel", "scaling_baseline")
 _BOOL = ("compile", "static_cache", "activation_checkpointing", "launch_bound")  # nullable: launch_bound on a CPU
 
 
@@ -153,7 +155,10 @@ def _row(rec: Record, run: Run | None, sheet: _Sheet) -> dict:
         "layer_scale": model.layer_scale, "time_scale": model.time_scale,
         "peak_memory_bytes": rec.memory.peak_bytes, "mean_power_w": rec.telemetry.mean_power_w,
         "weight_bytes": float(model.params_total * BYTES_PER_ELEMENT[cfg.dtype]),
+        "parallel": cfg.parallel, "world_size": cfg.world_size,
     }
+    row.update(_distributed(rec, run))
+    devices = cfg.world_size  # utilisation per device: the job's work over its devices' peaks
     row["hardware"] = hardware_key(row["hardware_id"], row["device_name"])
     reasons = list(rec.reasons)
     warnings = ["dirty_build"] if run is not None and run.environment.git_dirty else []
@@ -188,13 +193,13 @@ def _row(rec: Record, run: Run | None, sheet: _Sheet) -> dict:
             flops = full.flops_per_step.get(c)
             row[f"flops_per_step_{c}"] = flops
             row[f"achieved_flops_per_s_{c}"] = _ratio(flops, step)
-            row[f"mfu_{c}"] = _utilization(flops, step, row["peak_flops_per_s"])
-            row[f"mfu_{c}_vs_ceiling"] = _utilization(flops, step, row["ceiling_flops_per_s"])
+            row[f"mfu_{c}"] = _utilization(flops, step, _times(row["peak_flops_per_s"], devices))
+            row[f"mfu_{c}_vs_ceiling"] = _utilization(flops, step, _times(row["ceiling_flops_per_s"], devices))
         row["bytes_per_step"] = full.bytes_per_step if cfg.phase in ("decode", GENERATE) else None
         moved = row["bytes_per_step"] if cfg.phase == "decode" else None   # bandwidth use: decode steps only
         row["bytes_per_s"] = _ratio(moved, step)
-        row["bandwidth_util"] = _utilization(moved, step, row["peak_bytes_per_s"])
-        row["bandwidth_util_vs_ceiling"] = _utilization(moved, step, row["ceiling_bytes_per_s"])
+        row["bandwidth_util"] = _utilization(moved, step, _times(row["peak_bytes_per_s"], devices))
+        row["bandwidth_util_vs_ceiling"] = _utilization(moved, step, _times(row["ceiling_bytes_per_s"], devices))
         if cfg.phase == GENERATE:
             _add(reasons, _generate_problems(rounds, cfg.new_tokens))
             for name, key in (("ttft", "ttft_samples_s"), ("tpot", "tpot_samples_s")):
@@ -223,6 +228,58 @@ def _row(rec: Record, run: Run | None, sheet: _Sheet) -> dict:
     row["warnings"] = "; ".join(warnings) or None
     row["valid"] = row["status"] == "ok"
     return row
+
+
+def _times(value: float | None, n: int) -> float | None:
+    return value * n if value is not None else None
+
+
+def _largest_busbw(run: Run | None, op: str) -> float | None:
+    """The bus bandwidth the run measured for ``op`` at its largest size (None: not measured)."""
+    inter = run.distributed.interconnect if run is not None and run.distributed is not None else None
+    rows = [c for c in (inter.collectives if inter is not None else []) if c.op == op]
+    return max(rows, key=lambda c: c.size_bytes).busbw_bytes_per_s if rows else None
+
+
+def _distributed(rec: Record, run: Run | None) -> dict:
+    """The distributed columns: the world, the slowest rank and how far the others were from it, the bytes one
+    step's collectives moved (counted), and the interconnect's measured bus bandwidth."""
+    d = rec.distributed
+    out: dict[str, Any] = {"nnodes": d.nnodes if d is not None else 1}
+    if d is None:
+        return out
+    steps = [r.step_s for r in d.ranks if r.step_s is not None]
+    out.update(slowest_rank=d.slowest_rank,
+               rank_imbalance=(max(steps) / min(steps) - 1.0) if steps and min(steps) > 0 else None,
+               comm_bytes_per_step=float(sum(c.bytes for c in d.comm_counted.values())) if d.comm_counted else None,
+               allreduce_busbw_bytes_per_s=_largest_busbw(run, "all_reduce"),
+               allgather_busbw_bytes_per_s=_largest_busbw(run, "all_gather"))
+    return out
+
+
+# what makes a distributed row and its one-device baseline the same measurement but for the devices
+_SCALING_KEY = ("model", "hardware", "dtype", "phase", "batch_size", "seq_len", "new_tokens", "attn_implementation",
+                "compile", "static_cache", "activation_checkpointing", "layer_scale")
+
+
+def _scaling(rows: list[dict]) -> None:
+    """Each distributed row's scaling efficiency: its tokens/s over world_size x the tokens/s of the same model,
+    shape and per-device batch on one device (ddp, fsdp: ideal is the same step for world_size times the tokens;
+    tp: the same tokens in 1/world_size of the time). The baseline from the same run is preferred, else the newest
+    valid one loaded, labelled with its run."""
+    alone: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["world_size"] == 1 and r["valid"] and r.get("tokens_per_s"):
+            alone.setdefault(tuple(r[k] for k in _SCALING_KEY), []).append(r)
+    for r in rows:
+        if r["world_size"] == 1 or not r.get("tokens_per_s"):
+            continue
+        found = alone.get(tuple(r[k] for k in _SCALING_KEY), [])
+        same = [b for b in found if b["run_id"] == r["run_id"]]
+        base = same[0] if same else max(found, key=lambda b: b["created_utc"] or "", default=None)
+        if base is not None:
+            r["scaling_efficiency"] = r["tokens_per_s"] / (r["world_size"] * base["tokens_per_s"])
+            r["scaling_baseline"] = "same run" if same else f"run {base['run_id']}"
 
 
 def _generate_problems(rounds, new_tokens: int | None) -> list[str]:
@@ -308,6 +365,7 @@ def load_results(paths, *, strict: bool = False) -> Results:
                     continue
                 row["path"] = str(path)
                 rows.append(row)
+    _scaling(rows)
     return Results(_typed(pd.DataFrame.from_records(rows, columns=columns())), problems, runs, folders)
 
 

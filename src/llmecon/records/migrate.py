@@ -36,6 +36,9 @@ Schema 3 -> 4 (the GPU path):
 
 Schema 4 -> 5 (the bench-only phase ``generate``): nothing changes. Its new round fields ``ttft_samples_s`` and
 ``tpot_samples_s`` are null for every other phase, which is all a schema 4 record holds.
+
+Schema 5 -> 6 (beyond one device): nothing changes. Every older record ran on one device: its config's
+``parallel`` is none and ``world_size`` 1 (the defaults), and it has no ``distributed`` block; run.json neither.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ def upgrade_run(doc: Any) -> dict:
     if version == 1:
         doc = {"schema_version": 2, "kind": "llmecon-run",
                **{k: v for k, v in doc.items() if k != "schema_version"}}
-    doc["schema_version"] = SCHEMA_VERSION  # 1 -> 2 -> 3 -> 4 -> 5 add only optional fields to run.json
+    doc["schema_version"] = SCHEMA_VERSION  # 1 -> 2 -> ... -> 6 add only optional fields to run.json
     return doc
 
 
@@ -165,4 +168,6 @@ def upgrade_record(doc: Any) -> dict:
         doc = _record_3_to_4(doc)
     if version <= 4:
         doc["schema_version"] = 5  # 4 -> 5: generate's new round fields are null for every other phase
+    if version <= 5:
+        doc["schema_version"] = 6  # 5 -> 6: one device: parallel none, world size 1, no distributed block
     return doc

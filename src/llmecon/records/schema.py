@@ -34,6 +34,14 @@ prefill of ``seq_len`` prompt tokens then ``new_tokens - 1`` greedy decode steps
 times (``samples_s``) the raw ``ttft_samples_s`` (one per timed call: time to first token, seconds) and
 ``tpot_samples_s`` (``new_tokens - 1`` per timed call, call by call in order: each decode step's time, seconds).
 Both are null for the other phases; older records load unchanged.
+
+Schema 6 (beyond one device, measure.distributed): a configuration's ``config`` gains ``parallel`` (none, ddp, fsdp
+or tp) and ``world_size``; a distributed record's ``distributed`` block holds the world (size, nodes, backend,
+mesh), every rank's own samples, step time, peak memory and energy, and the collectives counted in one step.
+Its ``timing`` samples are the step as the job saw it: per timed call, the slowest rank's time; its ``work`` is the
+whole job's (every rank's tokens and FLOPs; tensor parallelism shares one batch). run.json's ``distributed``
+block holds the world and the interconnect measured at the start (all-reduce and all-gather bus bandwidth).
+Older records are single-device: parallel none, world size 1, no distributed block.
 """
 
 from __future__ import annotations
@@ -43,8 +51,9 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 from llmecon.formats import Strict
+from llmecon.records.distributed import Distributed, DistributedRun
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # NVML refreshes its power reading about every 100 ms and, on A100 and H100, averages only part of each period
 # (Yang et al. 2024, "Part-time Power Measurements: nvidia-smi's Lack of Attention", arXiv:2312.02741): energy from
@@ -58,6 +67,7 @@ BenchPhase = Literal["prefill", "decode", "train", "generate"]  # vocab.BENCH_PH
 BenchDtype = Literal["fp32", "tf32", "bf16", "fp16"]
 Convention = Literal["article", "non_embedding", "causal", "executed"]
 Status = Literal["ok", "invalid", "oom", "error", "timeout", "skipped", "interrupted"]
+Parallel = Literal["none", "ddp", "fsdp", "tp"]  # vocab.PARALLELS
 
 
 # ------------------------------------------------------------------------------------------------ run.json
@@ -151,7 +161,7 @@ class Run(Strict):
     """``run.json``: one bench run. ``config`` is the bench's own description of the sweep (what
     ``bench --resume`` reruns); it is validated by the bench when it resumes, not here."""
 
-    schema_version: Literal[5]
+    schema_version: Literal[6]
     kind: Literal["llmecon-run"] = "llmecon-run"
     run_id: str
     created_utc: str
@@ -160,6 +170,7 @@ class Run(Strict):
     device: Device
     ceilings: dict[BenchDtype, Ceiling]
     config: dict[str, Any]
+    distributed: DistributedRun | None = None
     nonfinite_fields: list[str] = Field(default_factory=list)
 
 
@@ -183,6 +194,9 @@ class BenchConfig(Strict):
     layers: PositiveInt | None
     activation_checkpointing: bool
     weights: Literal["random", "local"]
+    # beyond one device (schema 6): ddp and fsdp: batch_size is per rank; tp: the ranks share one batch
+    parallel: Parallel = "none"
+    world_size: PositiveInt = 1
 
 
 class ModelInfo(Strict):
@@ -366,7 +380,7 @@ class Record(Strict):
     """One configuration's outcome. ``status`` ok and invalid carry samples; oom, error, timeout, skipped
     and interrupted carry ``reasons`` (and ``error`` with the traceback for error)."""
 
-    schema_version: Literal[5]
+    schema_version: Literal[6]
     kind: Literal["llmecon-record"] = "llmecon-record"
     run_id: str
     created_utc: str
@@ -384,6 +398,7 @@ class Record(Strict):
     torch_threads: PositiveInt | None = None
     host: HostLoad | None = None
     wall_s: NonNegativeFloat | None = None
+    distributed: Distributed | None = None
     nonfinite_fields: list[str] = Field(default_factory=list)
 
 
