@@ -25,13 +25,21 @@ def print_measurements(frame, title: str, run_dir: Path | None = None) -> None:
     not ok or what to be wary of (noisy rows, a busy host)."""
     frame = frame.sort_values(["model", "phase", "seq_len", "batch_size"]) if len(frame) else frame
     generate = bool(len(frame)) and frame["phase"].eq(GENERATE).any()
+    spread_over = bool(len(frame)) and frame["world_size"].fillna(1).gt(1).any()
+    if spread_over:
+        frame = frame.sort_values(["model", "phase", "seq_len", "batch_size", "world_size"])
     rows = []
     for r in frame_records(frame):
         warnings = "; ".join(w for w in (r["warnings"] or "").split("; ") if w and w != "dirty_build")
-        rows.append([r["model"], r["phase"], r["batch_size"], r["seq_len"], r["status"], si(r["tokens_per_s"], "tok/s"),
+        world = ([f"{r['parallel']} x{r['world_size']}" if r["world_size"] and r["world_size"] > 1 else "1 device",
+                  pct(r["scaling_efficiency"]) + (" *" if (r["scaling_baseline"] or "").startswith("run ") else "")
+                  if r["scaling_efficiency"] is not None else None] if spread_over else [])
+        rows.append([r["model"], r["phase"], *world[:1], r["batch_size"], r["seq_len"], r["status"],
+                     si(r["tokens_per_s"], "tok/s"),
                      si(r["step_time_s"], "s"), spread(r["step_time_spread"], r["n_rounds"]), pct(r["mfu_executed"]),
                      pct(r["mfu_executed_vs_ceiling"]), pct(r["bandwidth_util"]), pct(r["bandwidth_util_vs_ceiling"]),
                      *([latency(r["ttft_s"], r["ttft_p90_s"]), latency(r["tpot_s"], r["tpot_p90_s"])] if generate else []),
+                     *world[1:],
                      # why a row failed, else what to be wary of (noisy, a busy host): never a bare "ok" then
                      (r["reason"] or (f"warning: {warnings}" if warnings else ""))[:60] or None])
     hw = [h for h in dict.fromkeys(frame["hardware_id"]) if h] if len(frame) else []
@@ -48,11 +56,16 @@ def print_measurements(frame, title: str, run_dir: Path | None = None) -> None:
                   "tokens its generated tokens; TTFT: time to first token (prefill + greedy token), TPOT: time per "
                   "output token (one decode step), median / p90 over every request of every round"
                   if generate else "")
+               + ("\nbeyond one device: batch is per rank for ddp/fsdp (tp ranks share it); tokens/s is the job's; step "
+                  "the slowest rank's; MFU and MBU per device (the job's work over its devices' peaks); scaling: "
+                  "tokens/s over devices x the same configuration's on one device (* from an earlier run)"
+                  if spread_over else "")
                + (f"\nRun folder: {run_dir}   (llmecon results show {run_dir} for every column)" if run_dir else "")
                + ("\nwarning: llmecon ran from a git checkout with uncommitted changes (dirty_build)" if dirty else ""))
-    show(table(title, ["model", "phase", "batch", "seq", "status", "tokens/s", "step", "noise", "MFU executed sheet",
-                       "MFU executed ceiling", "MBU sheet", "MBU ceiling",
-                       *(["TTFT p50 / p90", "TPOT p50 / p90"] if generate else []), "reason / warnings"], rows,
+    show(table(title, ["model", "phase", *(["devices"] if spread_over else []), "batch", "seq", "status", "tokens/s",
+                       "step", "noise", "MFU executed sheet", "MFU executed ceiling", "MBU sheet", "MBU ceiling",
+                       *(["TTFT p50 / p90", "TPOT p50 / p90"] if generate else []),
+                       *(["scaling"] if spread_over else []), "reason / warnings"], rows,
                caption=caption))
 
 

@@ -37,6 +37,8 @@ import datetime
 import fnmatch
 import json
 import os
+import select
+import signal
 import socket
 import threading
 import time
@@ -253,7 +255,7 @@ def merge_round(outs: list[dict], dp_degree: int) -> dict:
     counts = {len(r["samples_s"]) for r in rounds}
     merged = dict(first["round"])
     reasons = list(dict.fromkeys(x for r in rounds for x in r["validity"]["reasons"]))
-    warnings = list(dict.fromkeys(x for r in rounds for x in r["validity"]["warnings"]))
+    warnings = list({x.split(":")[0]: x for r in reversed(rounds) for x in r["validity"]["warnings"]}.values())
     if len(counts) != 1:
         reasons.append("ranks_out_of_step:" + ",".join(str(len(r["samples_s"])) for r in rounds))
         n = min(counts)
@@ -398,15 +400,17 @@ class Failures:
 
 
 class Watchdog(threading.Thread):
-    """Rank 0's guard: ends the configuration in progress with a status when a rank reports a failure or the
-    configuration runs past ``timeout_s``, through ``on_failure(config_id, status, reasons, failed_ranks)``, then
-    ``on_exit()`` (which ends the process: the world has lost a rank)."""
+    """Rank 0's guard: ends the configuration in progress with a status when a rank reports a failure, when the
+    configuration runs past ``timeout_s``, or when torchrun stops the job (its agent sends SIGTERM to every rank as
+    soon as one rank exits: ``wake_fd`` is the read end of `signal.set_wakeup_fd`'s pipe, which the signal reaches
+    even while the main thread waits inside a collective). It writes through ``on_failure(config_id, status,
+    reasons, failed_ranks, reports)``, then calls ``on_exit()`` (which ends the process: the world lost a rank)."""
 
     def __init__(self, world: World, timeout_s: float, on_failure: Callable, on_exit: Callable[[], None],
-                 interval_s: float = 0.2, clock: Callable[[], float] = time.monotonic):
+                 interval_s: float = 0.2, clock: Callable[[], float] = time.monotonic, wake_fd: int | None = None):
         super().__init__(daemon=True, name="llmecon-watchdog")
         self.world, self.timeout_s, self.on_failure, self.on_exit = world, timeout_s, on_failure, on_exit
-        self.interval_s, self.clock = interval_s, clock
+        self.interval_s, self.clock, self.wake_fd = interval_s, clock, wake_fd
         self.failures = Failures(world)
         self.lock = threading.Lock()
         self.current: str | None = None
@@ -421,21 +425,46 @@ class Watchdog(threading.Thread):
     def stop(self) -> None:
         self.stopped.set()
 
+    def _terminated(self) -> bool:
+        """Wait one interval; True when SIGTERM arrived meanwhile."""
+        if self.wake_fd is None:
+            self.stopped.wait(self.interval_s)
+            return False
+        if not select.select([self.wake_fd], [], [], self.interval_s)[0]:
+            return False
+        try:
+            return signal.SIGTERM in os.read(self.wake_fd, 64)
+        except OSError:
+            return False
+
     def run(self) -> None:
-        while not self.stopped.wait(self.interval_s):
+        while not self.stopped.is_set():
+            terminated = self._terminated()
+            if self.stopped.is_set():
+                return
             try:
                 failed = self.failures.count() > 0
             except Exception:  # the store is gone: the job is ending
-                return
+                failed = False
             with self.lock:
                 current, since = self.current, self.since
-            if failed:
-                time.sleep(REPORT_GRACE_S)  # let the other ranks' reports arrive
-                reports = self.failures.reports()
+            if failed or terminated:
+                time.sleep(REPORT_GRACE_S)  # let the ranks' reports arrive (a peer's death reaches them at once)
+                try:
+                    reports = self.failures.reports()
+                except Exception:
+                    reports = []
                 cid = current or (reports[0]["config_id"] if reports else None)
-                status, reasons, ranks = verdict(reports, self.world.world_size)
+                if reports:
+                    status, reasons, ranks = verdict(reports, self.world.world_size)
+                else:
+                    status, reasons, ranks = "interrupted", ["torchrun stopped the job (SIGTERM) while this "
+                                                             "configuration ran, and no rank reported a failure"], []
                 self.on_failure(cid, status, reasons, ranks, reports)
-                self.failures.ack()
+                try:
+                    self.failures.ack()
+                except Exception:
+                    pass
                 self.on_exit()
                 return
             if current is not None and self.clock() - since > self.timeout_s:
@@ -444,3 +473,20 @@ class Watchdog(threading.Thread):
                                 [], [])
                 self.on_exit()
                 return
+
+
+class TermSignal:
+    """Rank 0 keeps running through torchrun's SIGTERM long enough for its watchdog to write the record: a no-op
+    handler, and the signal's number written to a pipe the watchdog reads (``fd``). Restored on `close`."""
+
+    def __init__(self):
+        self.fd, self._w = os.pipe()
+        os.set_blocking(self._w, False)
+        self._old_fd = signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
+        self._old = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(self._old_fd)
+        signal.signal(signal.SIGTERM, self._old)
+        os.close(self.fd)
+        os.close(self._w)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from llmecon.errors import UserError
-from llmecon.measure.distributed import Watchdog, World, torchrun_env
+from llmecon.measure.distributed import TermSignal, Watchdog, World, torchrun_env
 from llmecon.measure.memcheck import memory_skips
 from llmecon.measure.probe import measure_ceilings, probe_device
 from llmecon.measure.progress import Progress
@@ -111,17 +111,18 @@ def _failure_record(cfg: dict, knobs, world: World, status: str, reasons: list[s
 
 
 def run_distributed(spec: BenchSpec | None, out_dir, *, resume: Path | None = None, progress: bool = True,
-                    on_run_dir: Callable[[Path], None] | None = None) -> Path | None:
-    """This rank's part of a distributed bench run; rank 0 returns the run folder, the others None."""
+                    on_run_dir: Callable[[Path], None] | None = None, retry: bool = True) -> Path | None:
+    """This rank's part of a distributed bench run; rank 0 returns the run folder, the others None.
+    ``retry`` False: resuming, run only the configurations with no record at all (not the failed ones)."""
     timeout_s = spec.timeout_s if spec is not None else 900.0
     world = World.start(spec.device if spec is not None else "auto", timeout_s)
     try:
-        return _run(world, spec, out_dir, resume, progress, on_run_dir)
+        return _run(world, spec, out_dir, resume, progress, on_run_dir, retry)
     finally:
         world.close()
 
 
-def _run(world: World, spec, out_dir, resume, progress, on_run_dir) -> Path | None:
+def _run(world: World, spec, out_dir, resume, progress, on_run_dir, retry) -> Path | None:
     setup: dict | None = None
     if world.leader:
         try:
@@ -163,7 +164,7 @@ def _run(world: World, spec, out_dir, resume, progress, on_run_dir) -> Path | No
     sweep = bar = watchdog = None
     if world.leader:
         _announce(run_dir, on_run_dir)
-        done = finished_config_ids(run_dir)
+        done = finished_config_ids(run_dir, any_status=not retry)
         pending = [c for c in configs if c["config_id"] not in done]
         bar = Progress(len(pending), progress, rounds=knobs.rounds)
         sweep = Sweep(run_dir, pending, knobs, bar, threads)
@@ -184,7 +185,8 @@ def _run(world: World, spec, out_dir, resume, progress, on_run_dir) -> Path | No
                   file=sys.stderr, flush=True)
             os._exit(EXIT_AFTER_FAILURE)
 
-        watchdog = Watchdog(world, spec.timeout_s, on_failure, on_exit)
+        term = TermSignal()
+        watchdog = Watchdog(world, spec.timeout_s, on_failure, on_exit, wake_fd=term.fd)
         watchdog.start()
     todo = world.broadcast(todo)
 
@@ -216,6 +218,8 @@ def _run(world: World, spec, out_dir, resume, progress, on_run_dir) -> Path | No
     world.barrier()
     if world.leader:
         watchdog.stop()
+        watchdog.join()
+        term.close()
         bar.close()
         return run_dir
     return None
@@ -231,12 +235,13 @@ def _announce(run_dir: Path, on_run_dir) -> None:
 
 # ------------------------------------------------------------------------------------------------ bench --nproc
 
-def torchrun_command(nproc: int, spec_file: Path, out_dir, resume: Path | None, progress: bool) -> list[str]:
+def torchrun_command(nproc: int, spec_file: Path, out_dir, resume: Path | None, progress: bool,
+                     retry: bool = True) -> list[str]:
     """The torchrun command line `run_with_torchrun` starts on this node."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
            "-m", "llmecon.measure.distributed_run", "--spec", str(spec_file), "--out", str(out_dir)]
     if resume is not None:
-        cmd += ["--resume", str(resume)]
+        cmd += ["--resume", str(resume)] + ([] if retry else ["--no-retry"])
     if not progress:
         cmd.append("--quiet")
     return cmd
@@ -252,13 +257,15 @@ def run_with_torchrun(spec: BenchSpec | None, out_dir, nproc: int, *, resume: Pa
         raise UserError("--nproc starts torchrun itself: inside a torchrun job, drop --nproc")
     run_dir = Path(resume) if resume is not None else None
     announced = False
+    retry = True  # the first job retries what a user's --resume asks for; after a failure, only what has no record
     with tempfile.TemporaryDirectory(prefix="llmecon-nproc-") as tmp:
         spec_file, dir_file = Path(tmp) / "spec.json", Path(tmp) / "run_dir"
         spec_file.write_text(json.dumps(spec.to_dict() if spec is not None else {}), encoding="utf-8")
         for _ in range(1000):
-            before = len(finished_config_ids(run_dir)) if run_dir is not None else 0
+            before = len(finished_config_ids(run_dir, any_status=True)) if run_dir is not None else 0
             env = {**worker_env(), RUN_DIR_FILE_ENV: str(dir_file)}
-            code = subprocess.call(torchrun_command(nproc, spec_file, out_dir, run_dir, progress), env=env)
+            code = subprocess.call(torchrun_command(nproc, spec_file, out_dir, run_dir, progress, retry), env=env)
+            retry = False
             if run_dir is None and dir_file.is_file():
                 run_dir = Path(dir_file.read_text(encoding="utf-8").strip())
             if run_dir is not None and not announced and on_run_dir is not None:
@@ -273,8 +280,10 @@ def run_with_torchrun(spec: BenchSpec | None, out_dir, nproc: int, *, resume: Pa
             left = _unfinished(run_dir, nproc)
             if not left:
                 return run_dir
-            if len(finished_config_ids(run_dir)) == before:
+            if len(finished_config_ids(run_dir, any_status=True)) == before:
                 _record_lost_job(run_dir, left[0], code, nproc)
+                if len(left) == 1:
+                    return run_dir
     return run_dir
 
 
@@ -282,7 +291,7 @@ def _unfinished(run_dir: Path, nproc: int) -> list[dict]:
     run = open_run(run_dir)
     spec = BenchSpec.from_dict(run.config["spec"])
     kind = run.config["device"]
-    done = finished_config_ids(run_dir)
+    done = finished_config_ids(run_dir, any_status=True)
     return [c for c in plan(spec, kind, kind, nproc) if c["config_id"] not in done]
 
 
@@ -303,11 +312,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--resume")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--no-retry", action="store_true", help="resuming: skip configurations that have any record")
     args = parser.parse_args(argv)
     try:
         doc = json.loads(Path(args.spec).read_text(encoding="utf-8"))
         spec = BenchSpec.from_dict(doc) if doc else None
-        run_distributed(spec, args.out, resume=Path(args.resume) if args.resume else None, progress=not args.quiet)
+        run_distributed(spec, args.out, resume=Path(args.resume) if args.resume else None, progress=not args.quiet,
+                        retry=not args.no_retry)
     except UserError as exc:
         print(f"llmecon: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)

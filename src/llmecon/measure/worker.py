@@ -139,7 +139,8 @@ def _run_group(group: list[dict], device: str, knobs: Knobs, say, world) -> int:
                 if world is not None:
                     failures = Failures(world)
                     failures.report(failure_report(world.rank, cfg["config_id"], exc, out_of_memory_reason(exc)))
-                    failures.wait_ack()
+                    if not world.leader:  # rank 0's watchdog writes the record (and shares this store client)
+                        failures.wait_ack()
                 else:
                     say({"event": "record", "record": _failure(cfg, exc, knobs, time.perf_counter() - t0)})
                 built = None

@@ -73,6 +73,7 @@ SEED = 0
 #   LLMECON_FAULT_CUBLAS_BATCH=N raise cuBLAS's allocation failure (a RuntimeError) there instead
 #   LLMECON_FAULT_CRASH_BATCH=N  kill the worker process (os._exit(86)) in the configuration with batch == N
 #   LLMECON_FAULT_HANG_BATCH=N   sleep forever in the configuration with batch == N (tests timeouts, Ctrl-C)
+#   LLMECON_FAULT_RANK=R         plant them on torchrun's rank R only (a distributed run; default every rank)
 FAULT_ENV = ("LLMECON_FAULT_OOM_BATCH", "LLMECON_FAULT_CRASH_BATCH", "LLMECON_FAULT_HANG_BATCH",
              "LLMECON_FAULT_CUBLAS_BATCH")
 
@@ -86,6 +87,9 @@ def _fault(name: str, phase: str) -> int | None:
 def _planted_faults(phase: str, batch_size: int) -> None:
     import torch
 
+    rank = os.environ.get("LLMECON_FAULT_RANK")
+    if rank is not None and rank != os.environ.get("RANK"):
+        return
     oom, crash, hang, cublas = (_fault(name, phase) for name in FAULT_ENV)
     if oom is not None and batch_size >= oom:
         raise (getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError)(

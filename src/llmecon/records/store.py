@@ -177,16 +177,16 @@ def record_files(run_dir: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix == ".json" and not is_leftover(p) and p.is_file())
 
 
-def finished_config_ids(run_dir) -> set[str]:
-    """Config ids whose record has a final status. Unreadable records are not final: ``--resume`` runs
-    their configuration again and overwrites the record."""
+def finished_config_ids(run_dir, *, any_status: bool = False) -> set[str]:
+    """Config ids whose record has a final status (``any_status``: any readable record). Unreadable records are
+    not final: ``--resume`` runs their configuration again and overwrites the record."""
     done = set()
     for path in record_files(Path(run_dir)):
         try:
             rec = read_record(path)
         except UserError:
             continue
-        if rec.status in FINAL_STATUSES:
+        if any_status or rec.status in FINAL_STATUSES:
             done.add(rec.config_id)
     return done
 
