@@ -7,7 +7,8 @@ NCCL on GPU) and returns the same dict on every rank. It follows nccl-tests (git
   gathered output (``sendcount * sizeof(dtype) * n``); each size is rounded down to a whole number of elements
   per rank and the size that ran is reported;
 - warm-up calls, then a barrier, then back-to-back calls timed as one batch (src/common.cu, ``BenchTime``: a
-  barrier, ``iters`` calls, the elapsed time over ``iters``). On a GPU the batch sits between two CUDA events
+  barrier, ``iters`` calls, the elapsed time over ``iters``; all-reduce runs in place, all-gather out of place,
+  where nccl-tests times both). On a GPU the batch sits between two CUDA events
   (as probe.py times GEMMs); on a CPU between two reads of the host clock, the calls being synchronous;
 - a rank's time is the median over ``samples`` such batches (nccl-tests runs one batch; several show the
   noise); across ranks the MEAN of the ranks' times, nccl-tests' default (``-a 1``: "report average iteration
