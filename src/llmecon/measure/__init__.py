@@ -7,6 +7,8 @@ sweep needs none of them):
 - `timing`    one `measure()` function: cold call kept apart, warm-up, sync, minimum count AND minimum time
               with a cap, raw samples and their verdict; the timing defaults per device kind;
 - `probe`     the device, its driver and clocks, its own GEMM and copy ceilings, telemetry during a window;
+- `collectives` all-reduce / all-gather time, algbw and busbw between the ranks of a process group (nccl-tests);
+- `commcount` the collectives one step issues, calls and full-buffer bytes per op (a dispatch mode);
 - `models`    build a model from a config, random weights, on the target device and dtype;
 - `workloads` prefill, decode (KV cache) and train steps, each timed;
 - `record`    what a configuration's record says (the format itself: records/schema.py);
