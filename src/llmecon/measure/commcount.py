@@ -25,11 +25,12 @@ models; this counter tracks no modules. Use it around one untimed step, on every
         step()
     counter.counts()  # {"all_reduce": {"calls": 1, "bytes": 558336}, ...}
 
-Importing this module imports torch (the counter's base class): import it where the distributed step runs.
+The class is made on first use (its base class is torch's): importing this module imports no torch.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 
 CANONICAL_OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce", "all_to_all", "send_recv")
@@ -113,33 +114,45 @@ def classify(func, args: tuple, kwargs: dict, result) -> tuple[str, int | None] 
     return op, tensor_bytes(bound.get(where))
 
 
-def _dispatch_mode_base():
+@functools.lru_cache(maxsize=None)
+def _counter_class():
+    """The counter's class, made on first use: its base is torch's, and importing this module imports no torch."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    return TorchDispatchMode
+    class CollectiveCounter(TorchDispatchMode):
+        """Counts calls and full-buffer bytes per collective while active (``with CollectiveCounter() as c``)."""
 
+        def __init__(self):
+            super().__init__()
+            self._lock = threading.Lock()  # a backward pass may run on autograd's device threads
+            self._counts: dict[str, dict] = {}
 
-class CollectiveCounter(_dispatch_mode_base()):
-    """Counts calls and full-buffer bytes per collective while active (``with CollectiveCounter() as c``)."""
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            result = func(*args, **kwargs)
+            seen = classify(func, args, kwargs, result)
+            if seen is not None:
+                op, nbytes = seen
+                with self._lock:
+                    entry = self._counts.setdefault(op, {"calls": 0, "bytes": 0})
+                    entry["calls"] += 1
+                    entry["bytes"] = None if nbytes is None or entry["bytes"] is None else entry["bytes"] + nbytes
+            return result
 
-    def __init__(self):
-        super().__init__()
-        self._lock = threading.Lock()  # a backward pass may run on autograd's device threads
-        self._counts: dict[str, dict] = {}
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        result = func(*args, **kwargs)
-        seen = classify(func, args, kwargs, result)
-        if seen is not None:
-            op, nbytes = seen
+        def counts(self) -> dict:
+            """{op: {"calls": n, "bytes": b}}, a plain dict sorted by op (a copy: counting may go on)."""
             with self._lock:
-                entry = self._counts.setdefault(op, {"calls": 0, "bytes": 0})
-                entry["calls"] += 1
-                entry["bytes"] = None if nbytes is None or entry["bytes"] is None else entry["bytes"] + nbytes
-        return result
+                return {op: dict(v) for op, v in sorted(self._counts.items())}
 
-    def counts(self) -> dict:
-        """{op: {"calls": n, "bytes": b}}, a plain dict sorted by op (a copy: counting may go on)."""
-        with self._lock:
-            return {op: dict(v) for op, v in sorted(self._counts.items())}
+    return CollectiveCounter
+
+
+def collective_counter():
+    """A new `CollectiveCounter`."""
+    return _counter_class()()
+
+
+def __getattr__(name: str):
+    if name == "CollectiveCounter":
+        return _counter_class()
+    raise AttributeError(name)

@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Callable
 
 from llmecon.errors import UserError
-from llmecon.measure.distributed import TermSignal, Watchdog, World, torchrun_env
+from llmecon.measure.collectives import measure_collectives
+from llmecon.measure.distributed import World, torchrun_env
+from llmecon.measure.rankfailure import TermSignal, Watchdog
 from llmecon.measure.memcheck import memory_skips
 from llmecon.measure.probe import measure_ceilings, probe_device
 from llmecon.measure.progress import Progress
@@ -66,8 +68,6 @@ def _leader_plan(spec: BenchSpec | None, resume: Path | None, world: World) -> d
 
 def _interconnect(world: World, dtype: str) -> tuple[dict | None, str | None]:
     try:
-        from llmecon.measure.collectives import measure_collectives
-
         return measure_collectives(world.device, dtype), None
     except Exception as exc:  # a run without the measurement is still a run; the reason is kept
         return None, f"{type(exc).__name__}: {exc}"[:500]
@@ -84,8 +84,9 @@ def _interconnect_block(result: dict | None) -> dict | None:
     """run.json's interconnect block from measure.collectives' result (its per-size rows)."""
     if result is None:
         return None
-    keys = ("op", "size_bytes", "time_s", "algbw_bytes_per_s", "busbw_bytes_per_s", "samples", "statistic")
-    return {"collectives": [{k: row[k] for k in keys if row.get(k) is not None} for row in result["results"]],
+    keys = ("op", "size_bytes", "time_s", "algbw_bytes_per_s", "busbw_bytes_per_s")
+    return {"collectives": [{**{k: row[k] for k in keys}, "samples": result.get("samples"),
+                             "statistic": result.get("statistic")} for row in result["results"]],
             "backend": result["backend"], "world_size": result["world_size"], "dtype": result.get("dtype"),
             "timing_method": result.get("timing_method"), "definition": result.get("definition")}
 

@@ -10,6 +10,7 @@ import contextlib
 import contextvars
 from typing import Iterator
 
+from llmecon.measure.commcount import collective_counter
 from llmecon.measure.device import THROTTLES
 from llmecon.measure.opcount import count_ops
 from llmecon.measure.probe import HostCpuMonitor, TelemetrySampler
@@ -130,9 +131,7 @@ def ops_of(step, be, compile: bool, count: bool) -> dict | None:
     sink = _COLLECTIVES.get()
     if sink is None:
         return count_ops(step, be, compiled=compile)
-    from llmecon.measure.commcount import CollectiveCounter
-
-    counter = CollectiveCounter()
+    counter = collective_counter()
     with counter:
         ops = count_ops(step, be, compiled=compile)
     sink.append(counter.counts())

@@ -38,7 +38,8 @@ import traceback
 from typing import Callable
 
 from llmecon.measure.device import backend, out_of_memory_reason
-from llmecon.measure.distributed import Failures, distributed_block, failure_report, merge_round, rank_results, wrap
+from llmecon.measure.distributed import distributed_block, merge_round, rank_results, wrap
+from llmecon.measure.rankfailure import Failures, failure_report
 from llmecon.measure.models import build_model, built_shape
 from llmecon.measure.probe import measure_ceilings, probe_device
 from llmecon.measure.record import base_record, data_parallel_degree
