@@ -84,3 +84,9 @@ def test_comm_refusals_are_one_line():
         cm.step_bytes(TINY, "ddp", batch_size=1, seq_len=8, dtype="fp32", phase="decode")
     with pytest.raises(UserError, match="unknown collective"):
         cm.bus_factor("broadcast", 2)
+
+
+def test_comm_three_d_layout_must_divide():
+    with pytest.raises(UserError, match="layout does not divide"):
+        cm.three_d_step(TINY, tp=1, pp=3, dp=1, global_batch=4, microbatch=1, seq_len=8, dtype="bf16",
+                        compute_s=1.0, gpus_per_node=8, nvlink_bytes_per_s=600e9, network_bytes_per_s=25e9)

@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_serializer, model_validator
 
 from llmecon._version import __version__
 from llmecon.calibration.model import StepModel
@@ -180,6 +180,14 @@ class Calibration(Strict):
         """The overlap fit of this parallelism on this hardware (by sheet id or device name), or None."""
         hws = {hardware} | {f.hardware for f in self.fits if f.matches(hardware)}
         return next((c for c in self.communication if c.parallel == parallel and c.hardware in hws), None)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_communication(self, handler):
+        """Files without multi-device fits stay as they were: no empty communication list."""
+        data = handler(self)
+        if isinstance(data, dict) and not data.get("communication"):
+            data.pop("communication", None)
+        return data
 
     @model_validator(mode="after")
     def _unique(self):

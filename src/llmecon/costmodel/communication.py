@@ -207,3 +207,42 @@ __all__ = ["COLLECTIVES", "PARALLELISMS", "GRADIENT_BYTES", "ddp_step_bytes", "f
            "pipeline_step_bytes", "pipeline_bubble_fraction", "check_tp_degree", "step_bytes", "bus_factor",
            "collective_time_s", "comm_time_s", "nvlink_bus_bytes_per_s", "spans_nodes", "link_bus_bytes_per_s",
            "step_time_s", "fsdp_root_params", "activation_bytes", "check_parallel"]
+
+
+def three_d_step(shape: ModelShape, *, tp: int, pp: int, dp: int, global_batch: int, microbatch: int, seq_len: int,
+                 dtype: str, compute_s: float, gpus_per_node: int, nvlink_bytes_per_s: float | None,
+                 network_bytes_per_s: float | None, overlap: float = 0.0) -> dict:
+    """One iteration of a Megatron-style 3D layout (TP innermost, then PP, then DP; Narayanan et al. 2021 §3):
+    per rank, the TP activation all-reduces of its pp-th of the layers for each of its m = global_batch / (dp x
+    microbatch) microbatches, the pipeline send/recv of each microbatch (1/tp of it per rank: the paper's
+    scatter/gather optimization, §4.1), the DP all-reduce of its 1/(tp x pp) of the fp32 gradients, and the bubble
+    (p - 1) / m. ``compute_s``: the rank's ideal compute time for the iteration. Each group's bandwidth is chosen
+    by `link_bus_bytes_per_s` from its size and stride."""
+    if shape.num_hidden_layers % pp or global_batch % (dp * microbatch):
+        raise UserError(f"the layout does not divide: {shape.num_hidden_layers} layers over {pp} stages, batch "
+                        f"{global_batch} over {dp} x microbatch {microbatch}")
+    check_tp_degree(shape, tp)
+    m = global_batch // (dp * microbatch)
+    per_mb = tp_step_bytes(shape, microbatch, seq_len, dtype, "train")["all_reduce"] / pp
+    groups = {  # op: (bytes per rank, group size, stride)
+        "tp all-reduce": ("all_reduce", m * per_mb, tp, 1),
+        "pp send/recv": ("send_recv", pipeline_step_bytes(shape, microbatch, seq_len, m, dtype)["send_recv"] / tp,
+                         2, tp),
+        "dp all-reduce": ("all_reduce", shape.params_total / (tp * pp) * GRADIENT_BYTES, dp, tp * pp),
+    }
+    terms = {}
+    for name, (op, size, n, stride) in groups.items():
+        if n == 1 or (name == "pp send/recv" and pp == 1):
+            terms[name] = {"bytes": 0.0, "time_s": 0.0, "link": "none", "busbw_bytes_per_s": None}
+            continue
+        bw, link = link_bus_bytes_per_s(n, stride, gpus_per_node, nvlink_bytes_per_s, network_bytes_per_s)
+        ranks = n if op != "send_recv" else 2
+        terms[name] = {"bytes": size, "time_s": collective_time_s(op, size, ranks, bw), "link": link,
+                       "busbw_bytes_per_s": bw}
+    comm_s = sum(t["time_s"] for t in terms.values())
+    bubble = pipeline_bubble_fraction(pp, m)
+    step_s = step_time_s(compute_s, comm_s, overlap, bubble)
+    return {"terms": terms, "microbatches": m, "bubble_fraction": bubble, "compute_time_s": compute_s,
+            "bubble_time_s": compute_s * bubble, "comm_time_s": comm_s, "exposed_comm_time_s": (1 - overlap) * comm_s,
+            "step_time_s": step_s, "comm_share": (1 - overlap) * comm_s / step_s,
+            "bubble_share": compute_s * bubble / step_s, "compute_share": compute_s / step_s, "overlap": overlap}
