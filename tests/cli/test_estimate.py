@@ -253,3 +253,15 @@ def test_cli_estimate_imports_nothing_heavy():
     assert not heavy, heavy
     assert json.loads(proc.stdout)["usd_per_1k_tokens"] > 0
 
+
+
+def test_estimate_training_prints_the_step_split_at_k():
+    from click.testing import CliRunner
+    from llmecon.cli.estimate import estimate as command
+    result = CliRunner().invoke(command, ["training", "--model", "llama-3-8b", "--tokens", "1B", "--hardware",
+                                          "h100-sxm", "--usd-per-hour", "2.5", "--mfu", "0.4", "--num-accelerators",
+                                          "16", "--parallel", "fsdp", "--busbw", "40"])
+    assert result.exit_code == 0, result.output
+    for text in ("step at K = 16 (fsdp)", "exposed communication", "communication share of the step",
+                 "MFU per device at K = 16", "--busbw (measured)", "no multi-device measurement"):
+        assert text in result.output

@@ -338,3 +338,24 @@ def test_hardware_select_refuses_unknown_filters_in_one_line(filters, message):
     with pytest.raises(UserError, match=message) as err:
         select(**filters)
     assert "\n" not in str(err.value)
+
+
+def test_hardware_link_bandwidths_are_sourced_and_in_si():
+    """docs/data-sources.md §14: NVLink as NVIDIA's bidirectional total, the network per GPU one way."""
+    a100, h100, tpu = (get_accelerator(a) for a in ("a100-sxm4-40gb", "h100-sxm", "tpu-v4"))
+    assert (a100.nvlink_bytes_per_s, a100.network_bytes_per_s, a100.gpus_per_node) == (600e9, 25e9, 8)
+    assert (h100.nvlink_bytes_per_s, h100.network_bytes_per_s, h100.gpus_per_node) == (900e9, 50e9, 8)
+    assert (tpu.nvlink_bytes_per_s, tpu.network_bytes_per_s, tpu.gpus_per_node) == (None, None, None)
+    assert a100.to_dict()["nvlink_bytes_per_s"] == 600e9
+    links = [f for f in a100.facts if f.field in ("nvlink_bytes_per_s", "network_bytes_per_s", "gpus_per_node")]
+    assert len(links) == 3 and all("https://" in f.source and f.note for f in links)
+
+
+def test_hardware_user_sheet_adds_link_fields_and_refuses_a_fractional_node(tmp_path):
+    path = write(tmp_path, [HEADER] + GOOD_ROWS + ["h20,network_bytes_per_s,,400,Gb/s," + SRC,
+                                                   "h20,gpus_per_node,,8,GPU," + SRC])
+    h20 = get_accelerator("h20", [path])
+    assert (h20.network_bytes_per_s, h20.gpus_per_node, h20.nvlink_bytes_per_s) == (50e9, 8, None)
+    bad = write(tmp_path, [HEADER] + GOOD_ROWS + ["h20,gpus_per_node,,7.5,GPU," + SRC], name="bad.csv")
+    with pytest.raises(UserError, match="gpus_per_node must be a whole number"):
+        load_hardware([bad])

@@ -85,3 +85,15 @@ def test_article_search_query_is_priced_by_the_serving_plan(cpu_calib):
     assert "search" not in {t["key"] for t in tight["tables"]}
     assert any(s.startswith("the search query on an A100: no concurrency meets a 0.001 ms TPOT on an 8-A100 node")
                for s in tight["skipped"])
+
+
+def test_article_gpt3_on_1024_a100s_gives_communication_a_share_beside_the_flat_mfu():
+    from llmecon.estimate.article import gpt3_a100_communication
+    c = gpt3_a100_communication()
+    assert c["accelerators"] == 1024 and c["mfu_article"] == 0.462 and c["overlap"] == 0
+    assert c["compute_share"] + c["comm_share"] + c["bubble_share"] == pytest.approx(1)
+    assert c["bubble_fraction"] == pytest.approx(15 / 192)
+    assert c["terms"]["tp all-reduce"]["link"] == "nvlink" and c["terms"]["dp all-reduce"]["link"] == "network"
+    assert 0 < c["comm_share"] < 1 and c["mfu_at_k"] == pytest.approx(0.462 * c["compute_share"])
+    hidden = gpt3_a100_communication(overlap=1.0)
+    assert hidden["comm_share"] == 0 and hidden["mfu_at_k"] > c["mfu_at_k"]

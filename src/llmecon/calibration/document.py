@@ -11,7 +11,9 @@ Schema 3: a fit may carry a per-layer overhead ``tau_s_per_layer`` (the term ``o
 measured depths ``range.layers``, and a second held-out error ``heldout_by_model`` (leave-one-model-out,
 when the fit has two or more models). A calibration fitted from published measurements (calibration.published) says so: ``basis`` "published", its
 ``engine``, and each fit's ``sources``; run_ids are then the ids of the sheet's points. Files without those fields
-are measured ones. Schema 1 and 2 files are read as schema 3 files without those: no
+are measured ones. An optional ``communication`` list (schema 3, absent in older files, which load unchanged) holds
+the overlap fitted from multi-device runs (calibration.communication): per (hardware, parallelism) the share phi
+of the communication hidden behind compute, and the world sizes it saw. Schema 1 and 2 files are read as schema 3 files without those: no
 per-layer overhead (τ = 0, the overhead is t0 whatever the depth, which is what those files fitted) and
 no leave-one-model-out error.
 """
@@ -23,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_serializer, model_validator
 
 from llmecon._version import __version__
 from llmecon.calibration.model import StepModel
@@ -110,6 +112,25 @@ class Fit(Strict):
         return hardware in (self.hardware, self.hardware_id)
 
 
+class CommunicationFit(Strict):
+    """t_K = t_1 x w + (1 - overlap) x c_K fitted over the multi-device rows of one (hardware, parallelism)
+    (calibration.communication): the overlap and the world sizes and nodes it was measured at."""
+
+    hardware: str
+    parallel: Literal["ddp", "fsdp", "tp"]
+    overlap: Annotated[float, Field(ge=0, le=1)]
+    overlap_unclipped: float
+    n_points: PositiveInt
+    world_sizes: list[PositiveInt]
+    nnodes: list[PositiveInt]
+    median_rel_error: NonNegativeFloat
+    max_rel_error: NonNegativeFloat
+
+    @property
+    def max_world_size(self) -> int:
+        return max(self.world_sizes)
+
+
 class Refused(Strict):
     hardware: str
     hardware_id: str | None = None
@@ -153,6 +174,20 @@ class Calibration(Strict):
     provenance: Provenance
     fits: list[Fit] = Field(min_length=1)
     refused: list[Refused] = Field(default_factory=list)
+    communication: list[CommunicationFit] = Field(default_factory=list)   # multi-device overlap fits, if any
+
+    def communication_for(self, hardware: str, parallel: str) -> CommunicationFit | None:
+        """The overlap fit of this parallelism on this hardware (by sheet id or device name), or None."""
+        hws = {hardware} | {f.hardware for f in self.fits if f.matches(hardware)}
+        return next((c for c in self.communication if c.parallel == parallel and c.hardware in hws), None)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_communication(self, handler):
+        """Files without multi-device fits stay as they were: no empty communication list."""
+        data = handler(self)
+        if isinstance(data, dict) and not data.get("communication"):
+            data.pop("communication", None)
+        return data
 
     @model_validator(mode="after")
     def _unique(self):

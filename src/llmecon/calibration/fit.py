@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from llmecon.calibration.apply import predict
+from llmecon.calibration.communication import fit_overlap
 from llmecon.calibration.document import Calibration, Fit, Provenance, Refused
 from llmecon.calibration.model import StepModel
 from llmecon.errors import UserError
@@ -307,6 +308,11 @@ def fit_calibration(frame: pd.DataFrame, *, convention: str = CALIBRATION_CONVEN
     if missing:
         raise UserError(f"the results lack column(s) {', '.join(missing)}")
     frame = frame[frame["phase"].isin(PHASES)]  # bench-only phases (generate) are predicted from these, not fitted
+    communication = []
+    if "parallel" in frame.columns:   # multi-device runs: the step model is fitted on one device, the overlap on K
+        communication = fit_overlap(frame)["fits"]
+        world = frame["world_size"].fillna(1) if "world_size" in frame.columns else 1
+        frame = frame[frame["parallel"].fillna("none").eq("none") & (world == 1)]
     valid = frame[frame["valid"].fillna(False).astype(bool)]
     if valid.empty:
         raise UserError(f"no valid rows to calibrate from ({len(frame)} row(s) loaded, none valid)")
@@ -334,7 +340,7 @@ def fit_calibration(frame: pd.DataFrame, *, convention: str = CALIBRATION_CONVEN
                               device_names=sorted({str(d) for d in valid["device_name"] if isinstance(d, str)}),
                               environments={rid: _environment(runs.get(rid)) for rid in run_ids},
                               problems=list(problems)),
-        fits=fits, refused=refused)
+        fits=fits, refused=refused, communication=communication)
 
 
 def predicted_points(frame: pd.DataFrame, calib: Calibration) -> tuple[pd.DataFrame, int]:

@@ -7,7 +7,7 @@ import click
 from llmecon.cli._output import console, echo_json, table
 from llmecon.cli._views import print_calibrated_article
 from llmecon.estimate.article import article as reproduce
-from llmecon.units import quantity
+from llmecon.units import pct, quantity
 
 _AGREES = {True: "✓", False: "≠", None: ""}
 
@@ -61,6 +61,17 @@ def article(as_json: bool, calibration: str | None, transfer: bool) -> None:
               soft_wrap=True)
     out.print("Parameters: src/llmecon/costmodel/data/article.csv (TEXT / INFERRED / EXTERNAL per value). "
               "✓ = exact value rounds to the article's figure; ≠ = it does not (see the note).", soft_wrap=True)
+    c = doc["communication"]
+    lay = c["layout"]
+    out.print()
+    out.print(table(f"GPT-3 175B on {c['accelerators']:,} A100s, Megatron 3D layout TP {lay['tp']} x PP {lay['pp']} x "
+                    f"DP {lay['dp']}, batch {lay['global_batch']:,}: one iteration",
+                    ["part", "share of the step"],
+                    [("compute (at the article's flat MFU)", pct(c["compute_share"])),
+                     ("exposed communication", pct(c["comm_share"])),
+                     ("pipeline bubble (p-1)/m", pct(c["bubble_share"])),
+                     ("MFU per device", f"{pct(c['mfu_at_k'])} (article: {pct(c['mfu_article'])} flat)")]))
+    out.print(f"{c['assumptions']}. Layout: {c['layout_source']}.", soft_wrap=True)
     if doc.get("calibrated"):
         out.print()
         print_calibrated_article(doc["calibrated"])

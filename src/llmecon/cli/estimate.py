@@ -123,8 +123,13 @@ def inference(as_json: bool, **options) -> None:
 @click.option("--seq-len", metavar="L", help=f"Sequence length [default: {tr.DEFAULT_SEQ_LEN}].")
 @click.option("--bytes-per-param", metavar="B", help="Training state per parameter [default: "
                                                      f"{tr.DEFAULT_BYTES_PER_PARAM}, the article's: Adam, mixed precision].")
-@click.option("--batch-size", metavar="B", help="With --calibration: sequences per step per accelerator, the step "
-                                                f"time is predicted at [default: {tr.DEFAULT_BATCH_SIZE}].")
+@click.option("--batch-size", metavar="B", help="Sequences per step per accelerator (with --parallel tp: shared by "
+                                                "the K), the step time and its communication are predicted at "
+                                                f"[default: {tr.DEFAULT_BATCH_SIZE}].")
+@click.option("--parallel", metavar="P", help="With K > 1: how the K share the work, ddp | fsdp | tp; sets the "
+                                              f"bytes each step communicates [default: {tr.DEFAULT_PARALLEL}].")
+@click.option("--busbw", metavar="GB/S", help="With K > 1: a measured bus bandwidth (nccl-tests busbw, GB/s) instead "
+                                              "of the hardware sheet's NVLink / network figure.")
 def training(as_json: bool, **options) -> None:
     """Accelerator-hours, $, wall-clock days, and the fewest accelerators that hold the training state.
 
@@ -155,11 +160,25 @@ def training(as_json: bool, **options) -> None:
         results.append(("fewest accelerators that hold it", f"{out['min_accelerators_for_state']:,}"))
     if out.get("energy"):
         results += [("energy", f"{number(out['kwh'])} kWh"), ("energy $", usd(out["usd_energy"]))]
+    results = _communication(out["communication"], out["num_accelerators"]) + results
     formula = ["accelerator-hours = FLOPs/token x tokens / (peak x MFU) / 3,600",
                "$ = accelerator-hours x $/accelerator-hour; days = accelerator-hours / K / 24",
                f"= {si(out['flops_total'], 'FLOP')} / ({si(out['peak_flops_per_s'], 'FLOP/s')} x "
                f"{number(out['mfu'])}) / 3,600 x {number(out['usd_per_accelerator_hour'])}"]
     _print(f"training{_basis(out)}", out, what, formula, results)
+
+
+def _communication(c: dict | None, k: int) -> list[tuple[str, str]]:
+    """The step at K split into compute and exposed communication, and the MFU per device it leaves."""
+    if not c:
+        return []
+    moved = ", ".join(f"{op.replace('_', '-')} {si(v, 'B')}" for op, v in c["bytes_by_op"].items())
+    return [(f"step at K = {k:,} ({c['parallel']})", f"{si(c['step_time_s'], 's')} = compute {si(c['compute_time_s'], 's')}"
+             f" + exposed communication {si(c['exposed_comm_time_s'], 's')}"),
+            ("communicated per step per rank", f"{moved} at {si(c['busbw_bytes_per_s'], 'B/s')} ({c['busbw_source']})"),
+            ("overlap", f"{pct(c['overlap'])} ({c['overlap_source']})"),
+            ("communication share of the step", pct(c["comm_share"])),
+            (f"MFU per device at K = {k:,}", f"{pct(c['mfu_per_device'])} (one device: {pct(c['mfu_compute'])})")]
 
 
 def _basis(out: dict) -> str:
@@ -195,7 +214,8 @@ def _print(title: str, out: dict, workload: str, formula: list[str], results: li
         results = [("step time (predicted)", f"{si(out['step_time_s'], 's')} = {terms}"), ("regime", out["regime"]),
                    ("effective MFU", f"{pct(out['mfu'])} ({out['convention']} FLOPs)"), *results]
     else:
-        inputs.append(("utilization", f"{pct(out['mfu'])} ({out['mfu_source']}, {out['convention']} FLOPs)"))
+        inputs.append(("utilization", f"{pct(out.get('mfu_one_device', out['mfu']))} ({out['mfu_source']}, "
+                                      f"{out['convention']} FLOPs)"))
     inputs.append(("price", f"{usd(out['usd_per_accelerator_hour'])}/accelerator-hour ({out['price']['source']})"))
     if out.get("energy"):
         e = out["energy"]

@@ -17,6 +17,13 @@ Fields (a value in the unit given in the row; converted to SI on load):
     memory_bytes                           B, MB, GB, TB, MiB, GiB, TiB (required)
     memory_bytes_per_s                     B/s, MB/s, GB/s, TB/s, GiB/s, TiB/s (required)
     tdp_w                                  W, kW (optional: TPUs publish none)
+    nvlink_bytes_per_s                     optional: the GPU's NVLink bandwidth as NVIDIA quotes it, the TOTAL of
+                                           both directions (A100 SXM 600 GB/s = 300 GB/s each way); B/s, GB/s, TB/s
+    network_bytes_per_s                    optional: inter-node network per GPU in the typical node, ONE direction
+                                           (as InfiniBand/EFA rates are quoted: HDR 200 Gb/s = 25 GB/s); Gb/s, GB/s
+    gpus_per_node                          optional: GPUs in that node (unit GPU, a whole number)
+The three link fields feed the communication model (costmodel.communication, docs/data-sources.md §14); a
+sheet without them loads, and its accelerators get no datasheet communication term.
 
 Users add sheets in the same format (`extra_paths`, or $LLMECON_HARDWARE, os.pathsep-separated): new
 accelerators, or facts the built-in sheet lacks. A fact given twice with different values is an error,
@@ -47,6 +54,9 @@ _UNITS = {
     "memory_bytes": {"B": 1.0, "MB": 1e6, "GB": 1e9, "TB": 1e12, "MiB": 2.0**20, "GiB": 2.0**30, "TiB": 2.0**40},
     "memory_bytes_per_s": {"B/s": 1.0, "MB/s": 1e6, "GB/s": 1e9, "TB/s": 1e12, "GiB/s": 2.0**30, "TiB/s": 2.0**40},
     "tdp_w": {"W": 1.0, "kW": 1e3},
+    "nvlink_bytes_per_s": {"B/s": 1.0, "GB/s": 1e9, "TB/s": 1e12},
+    "network_bytes_per_s": {"B/s": 1.0, "Gb/s": 1e9 / 8, "GB/s": 1e9},
+    "gpus_per_node": {"GPU": 1.0},
 }
 _PEAK_FIELDS = ("peak_flops_per_s", "vendor_sparse_headline_flops_per_s")
 _TEXT_ONCE = ("name", "vendor", "form_factor")
@@ -94,6 +104,9 @@ class Accelerator:
     form_factor: str = ""
     vendor_sparse_headline_flops_per_s: Mapping[str, float] = field(default_factory=dict)
     facts: tuple[Fact, ...] = ()
+    nvlink_bytes_per_s: float | None = None     # bidirectional total, as NVIDIA quotes it
+    network_bytes_per_s: float | None = None    # per GPU, one direction
+    gpus_per_node: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not _sheet.SLUG.match(self.id):
@@ -114,8 +127,12 @@ class Accelerator:
                 raise UserError(f"accelerator {self.id}: {dtype} peak {dense:g} is the vendor's with-sparsity headline; give the dense figure")
         _require_positive(f"accelerator {self.id}: memory_bytes", self.memory_bytes)
         _require_positive(f"accelerator {self.id}: memory_bytes_per_s", self.memory_bytes_per_s)
-        if self.tdp_w is not None:
-            _require_positive(f"accelerator {self.id}: tdp_w", self.tdp_w)
+        for name in ("tdp_w", "nvlink_bytes_per_s", "network_bytes_per_s"):
+            if getattr(self, name) is not None:
+                _require_positive(f"accelerator {self.id}: {name}", getattr(self, name))
+        if self.gpus_per_node is not None and (isinstance(self.gpus_per_node, bool) or self.gpus_per_node != int(
+                self.gpus_per_node) or self.gpus_per_node < 1):
+            raise UserError(f"accelerator {self.id}: gpus_per_node must be a whole number >= 1, got {self.gpus_per_node!r}")
         for names in (self.nvml_names, self.torch_names):
             if not isinstance(names, tuple) or not all(isinstance(n, str) and n.strip() for n in names):
                 raise UserError(f"accelerator {self.id}: nvml_names / torch_names must be tuples of non-empty strings")
@@ -146,6 +163,9 @@ class Accelerator:
             "memory_bytes": self.memory_bytes,
             "memory_bytes_per_s": self.memory_bytes_per_s,
             "tdp_w": self.tdp_w,
+            "nvlink_bytes_per_s": self.nvlink_bytes_per_s,
+            "network_bytes_per_s": self.network_bytes_per_s,
+            "gpus_per_node": self.gpus_per_node,
             "nvml_names": list(self.nvml_names),
             "torch_names": list(self.torch_names),
             "vendor_sparse_headline_flops_per_s": dict(self.vendor_sparse_headline_flops_per_s),
@@ -200,6 +220,12 @@ def _parse_row(path: Path, line: int, row: dict[str, str]) -> Fact:
     return Fact(acc, fld, dtype, value, unit, source, retrieved_on, row["note"], str(path), line)
 
 
+def _whole(fact: Fact) -> int:
+    if fact.value != int(fact.value):
+        raise UserError(f"{where(fact.path, fact.line, 'value')}: gpus_per_node must be a whole number, got {fact.value:g}")
+    return int(fact.value)
+
+
 def _same(a: float | str, b: float | str) -> bool:
     if isinstance(a, str) or isinstance(b, str):
         return a == b
@@ -245,6 +271,9 @@ def _assemble(acc_id: str, facts: list[Fact]) -> Accelerator:
         memory_bytes=one["memory_bytes"].value,
         memory_bytes_per_s=one["memory_bytes_per_s"].value,
         tdp_w=one["tdp_w"].value if "tdp_w" in one else None,
+        nvlink_bytes_per_s=one["nvlink_bytes_per_s"].value if "nvlink_bytes_per_s" in one else None,
+        network_bytes_per_s=one["network_bytes_per_s"].value if "network_bytes_per_s" in one else None,
+        gpus_per_node=_whole(one["gpus_per_node"]) if "gpus_per_node" in one else None,
         nvml_names=tuple(f.value for f in facts if f.field == "nvml_name"),
         torch_names=tuple(f.value for f in facts if f.field == "torch_name"),
         facts=tuple(facts),

@@ -26,7 +26,9 @@ from llmecon.calibration.apply import predict_workload
 from llmecon.calibration.document import Calibration
 from llmecon.costmodel.presets import load_model_shape
 from llmecon.costmodel.published import load_published
+from llmecon.costmodel import communication as cc
 from llmecon.costmodel import estimate as formulas
+from llmecon.costmodel.hardware import get_accelerator
 from llmecon.costmodel.article import reproduce_article
 from llmecon.costmodel.estimate import achieved_utilization, utilization_problem
 from llmecon.errors import UserError
@@ -303,7 +305,7 @@ def article(calibration=None, *, transfer: bool = False) -> dict:
     >>> [f["printed_text"] for t in doc["tables"] for f in t["rows"] if f["key"] == "training.gpt3.usd"]
     ['$1.4M']
     """
-    doc = reproduce_article().to_dict()
+    doc = reproduce_article().to_dict() | {"communication": gpt3_a100_communication()}
     if calibration is None:
         if transfer:
             raise UserError("--transfer only applies with --calibration FILE")
@@ -314,3 +316,35 @@ def article(calibration=None, *, transfer: bool = False) -> dict:
                             "published reference, or the nearest one transferred and labelled")
         return doc | {"calibrated": published_article()}
     return doc | {"calibrated": calibrated_article(inputs.calibration(calibration), transfer=transfer)}
+
+
+# The Megatron-LM 3D layout for GPT-3 175B on 1024 A100s (Narayanan et al. 2021, arXiv:2104.04473): batch 1536 of
+# 2048-token sequences on 1024 GPUs is the run of its §5.1 training-time estimate; tensor parallelism 8 (one DGX
+# A100 node, the paper's choice for every large model), pipeline 16 (6 of the 96 layers per stage), data 8,
+# microbatch 1. NOT verified against the paper's Table 1 when this was written: the paper could not be opened.
+GPT3_1024_LAYOUT = {"tp": 8, "pp": 16, "dp": 8, "global_batch": 1536, "microbatch": 1, "seq_len": 2048}
+GPT3_1024_SOURCE = ("Narayanan et al. 2021, Efficient Large-Scale Language Model Training on GPU Clusters Using "
+                    "Megatron-LM, arXiv:2104.04473 (batch 1536 on 1024 A100s, §5.1); TP 8 x PP 16 x DP 8, microbatch "
+                    "1: the layout assumed, to be checked against the paper's Table 1")
+
+
+def gpt3_a100_communication(layout: dict | None = None, overlap: float = 0.0) -> dict:
+    """GPT-3 175B trained on 1024 A100s in a Megatron 3D layout: the share of an iteration the communication model
+    gives to exposed communication and to the pipeline bubble, at the article's flat 46.2 % MFU for the compute and
+    the DGX A100's datasheet links (NVLink inside a node, HDR InfiniBand across), ``overlap`` 0 (none hidden)."""
+    lay = {**GPT3_1024_LAYOUT, **(layout or {})}
+    p = _params(reproduce_article())
+    shape = load_model_shape("gpt3-175b")
+    acc = get_accelerator(A100_TRAINING[0])
+    ranks = lay["tp"] * lay["pp"] * lay["dp"]
+    flops = p["training_flops_per_param_per_token"] * p["gpt3_params"] * lay["global_batch"] * lay["seq_len"]
+    compute_s = flops / ranks / (p["a100_peak_flops_per_s"] * p["mfu_training"])
+    step = cc.three_d_step(shape, **lay, dtype="bf16", compute_s=compute_s, gpus_per_node=acc.gpus_per_node,
+                           nvlink_bytes_per_s=acc.nvlink_bytes_per_s, network_bytes_per_s=acc.network_bytes_per_s,
+                           overlap=overlap)
+    return {"model": "gpt3-175b", "hardware": acc.id, "accelerators": ranks, "layout": lay,
+            "layout_source": GPT3_1024_SOURCE, "mfu_article": p["mfu_training"],
+            "mfu_at_k": p["mfu_training"] * step["compute_time_s"] / step["step_time_s"], **step,
+            "assumptions": f"compute at the article's flat {p['mfu_training']:.1%} MFU; datasheet links of a DGX A100 "
+                           "(NVLink 600 GB/s bidirectional -> 300 GB/s bus, 8 x HDR 200 Gb/s); fp32 gradients, bf16 "
+                           f"activations; overlap {overlap:.0%} (no communication hidden behind compute)"}

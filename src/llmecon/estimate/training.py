@@ -4,7 +4,9 @@ returns the dict that ``--json`` prints).
 Flat (``mfu``): accelerator-hours = FLOPs per token x tokens / (dense peak x MFU) / 3,600; $ = hours x
 $/hour; days = hours / K / 24. Calibrated (``calibration``): the step of batch x seq_len tokens per
 accelerator is predicted, and the run is that many steps (FLOPs counted in the calibration's convention, so
-that they and the effective MFU agree). K accelerators are assumed to scale perfectly either way.
+that they and the effective MFU agree). With K > 1 the step of ``batch_size`` x ``seq_len`` per accelerator
+(per K for ``--parallel tp``) gets a communication term (estimate.scaling, costmodel.communication): the MFU per
+device at K is the one-device MFU x compute / (compute + exposed communication), and it prices the run.
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ from llmecon.costmodel.memory import training_memory_bytes
 from llmecon.errors import UserError, require_positive
 from llmecon.estimate import inputs
 from llmecon.estimate.inference import ENERGY_NOTE, calibrated_notes, heldout_fields
+from llmecon.estimate.scaling import DEFAULT_PARALLEL, communication_term
 from llmecon.units import parse_count, parse_whole
 
 DEFAULT_SEQ_LEN = 2048
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_BYTES_PER_PARAM = 20
 DEFAULT_NUM_ACCELERATORS = 1
-SCALING_NOTE = "Wall-clock assumes K accelerators scale perfectly (no communication term)."
+SCALING_NOTE = ("K > 1: the step is compute plus the exposed communication of --parallel at the link bandwidth "
+                "(docs/data-sources.md §14); stragglers, latency and the optimizer step are not modelled.")
 
 
 def estimate_training(model, *, tokens=None, hardware: str | None = None, price: str | None = None,
@@ -32,7 +36,7 @@ def estimate_training(model, *, tokens=None, hardware: str | None = None, price:
                       usd_per_kwh=None, pue=inputs.DEFAULT_PUE, tdp_w=None, calibration=None, transfer: bool = False,
                       num_accelerators=DEFAULT_NUM_ACCELERATORS, seq_len=DEFAULT_SEQ_LEN,
                       bytes_per_param=DEFAULT_BYTES_PER_PARAM, batch_size=DEFAULT_BATCH_SIZE,
-                      engine: str | None = None) -> dict:
+                      engine: str | None = None, parallel: str = DEFAULT_PARALLEL, busbw=None) -> dict:
     """Accelerator-hours, $, wall-clock days and the fewest accelerators that hold the training state, as
     `llmecon estimate training --json`.
 
@@ -45,6 +49,8 @@ def estimate_training(model, *, tokens=None, hardware: str | None = None, price:
     ``tokens`` defaults to the preset's published count. With ``calibration`` the step time is predicted at
     ``batch_size`` x ``seq_len`` tokens per accelerator instead of a flat utilization; with neither ``mfu`` nor
     ``calibration``, by the published reference calibration for the accelerator (``engine`` picks whose points).
+    With ``num_accelerators`` K > 1, ``parallel`` (ddp, fsdp, tp) sets the communication of a step and ``busbw``
+    (GB/s, a measured nccl-tests bus bandwidth) its bandwidth, else the sheet's link figures (estimate.scaling).
     """
     shape = inputs.model_shape(model)
     calib = inputs.calibration(calibration)
@@ -78,8 +84,8 @@ def estimate_training(model, *, tokens=None, hardware: str | None = None, price:
         out = {"basis": "flat", **common, "hardware_id": accelerator.id, "dtype": dtype, "dtype_source": dtype_source,
                "convention": conv, "flops_per_token": flops_per_token, "flops_total": flops_total,
                "peak_flops_per_s": peak, "mfu": utilization, "mfu_source": "flat --mfu"}
-        notes = ["Wall-clock assumes the utilization holds at K accelerators; the state bound ignores activations.",
-                 *inputs.beyond_context(shape, length, "--seq-len")]
+        notes = ["The state bound ignores activations.", *inputs.beyond_context(shape, length, "--seq-len")]
+        one_step_s = train_step_flops(shape, batch, length, conv) / (peak * utilization)
     else:
         hardware, accelerator = inputs.calibrated_target(calib, hardware, "train")
         dtype, dtype_source = inputs.dtype(dtype, calib, hardware, "train", transfer)
@@ -96,11 +102,22 @@ def estimate_training(model, *, tokens=None, hardware: str | None = None, price:
                "step_time_s": pred["step_time_s"], "terms_s": pred["terms_s"], "transferred": pred["transferred"],
                "extrapolated": pred["extrapolated"], **heldout_fields(pred),
                "calibration": "(in memory)" if isinstance(calibration, Calibration) else str(calibration)}
-        notes = [*calibrated_notes(pred, dtype, dtype_source, None), SCALING_NOTE]
+        notes = list(calibrated_notes(pred, dtype, dtype_source, None))
+        one_step_s = pred["step_time_s"]
         if ref is not None:
             fields = inputs.published_fields(ref, given_dtype, notes)
             notes = fields.pop("notes")
             out |= fields
+    comm, comm_notes = communication_term(shape, parallel, k, batch_size=batch, seq_len=length, dtype=dtype,
+                                          one_device_step_s=one_step_s, mfu_one_device=utilization,
+                                          accelerator=accelerator, hardware=out["hardware_id"], calibration=calib,
+                                          busbw=busbw)
+    notes += comm_notes + ([SCALING_NOTE] if comm else [])
+    out |= {"parallel": parallel, "communication": comm}
+    if comm:
+        out |= {"mfu_one_device": utilization, "batch_size": batch}
+        utilization = comm["mfu_per_device"]
+        out["mfu"] = utilization
     memory = accelerator.memory_bytes if accelerator is not None else None
     result = formulas.training_cost(flops_total, peak, utilization, usd_hour, num_accelerators=k,
                                     state_bytes=common["state_bytes"] if memory else None, memory_bytes=memory)
