@@ -52,7 +52,8 @@ def _number(value) -> float | None:
 def _point(row, t1: float, shapes: dict) -> dict:
     """One multi-device row's terms; raises UserError with the reason the row cannot be used."""
     k = int(row["world_size"])
-    name = str(row["model"])
+    spec = row.get("model_spec")
+    name = str(spec if isinstance(spec, str) and spec else row["model"])  # a preset, or the config the bench ran
     if name not in shapes:
         shapes[name] = load_model_shape(name)
     shape = shapes[name]

@@ -94,6 +94,12 @@ def print_calibration(calib: Calibration) -> None:
     for f in calib.fits:
         for w in f.warnings:
             warn(f"{f.key}: {w}")
+    for c in calib.communication:
+        click.echo(f"communication, {c.parallel} on {c.hardware}: overlap {pct(c.overlap)} of the modelled "
+                   f"communication hidden (least squares {c.overlap_unclipped:+.2f} before clipping to [0, 1]), "
+                   f"{c.n_points} point(s) at world size {'/'.join(map(str, c.world_sizes))} on "
+                   f"{'/'.join(map(str, c.nnodes))} node(s); step error median {pct(c.median_rel_error)}, "
+                   f"max {pct(c.max_rel_error)}")
     for r in calib.refused:
         warn(f"not fitted: {r.describe()}")
 

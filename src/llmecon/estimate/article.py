@@ -320,12 +320,13 @@ def article(calibration=None, *, transfer: bool = False) -> dict:
 
 # The Megatron-LM 3D layout for GPT-3 175B on 1024 A100s (Narayanan et al. 2021, arXiv:2104.04473): batch 1536 of
 # 2048-token sequences on 1024 GPUs is the run of its §5.1 training-time estimate; tensor parallelism 8 (one DGX
-# A100 node, the paper's choice for every large model), pipeline 16 (6 of the 96 layers per stage), data 8,
-# microbatch 1. NOT verified against the paper's Table 1 when this was written: the paper could not be opened.
+# A100 node, as in every row of its Table 1 from 18.4B up), pipeline 16 (6 of the 96 layers per stage), data 8,
+# microbatch 1. The paper publishes no split for this run (Table 1 has no 175B row; its 145.6B row on 1536 GPUs uses
+# PP 8, its 310.1B row on 1920 GPUs PP 16): the pipeline and data degrees are this tool's assumption.
 GPT3_1024_LAYOUT = {"tp": 8, "pp": 16, "dp": 8, "global_batch": 1536, "microbatch": 1, "seq_len": 2048}
 GPT3_1024_SOURCE = ("Narayanan et al. 2021, Efficient Large-Scale Language Model Training on GPU Clusters Using "
-                    "Megatron-LM, arXiv:2104.04473 (batch 1536 on 1024 A100s, §5.1); TP 8 x PP 16 x DP 8, microbatch "
-                    "1: the layout assumed, to be checked against the paper's Table 1")
+                    "Megatron-LM, arXiv:2104.04473 (batch 1536 on 1024 A100s, §5.1); it publishes no split for this run: "
+                    "TP 8 in a DGX node as in its Table 1, PP 16 x DP 8 and microbatch 1 assumed")
 
 
 def gpt3_a100_communication(layout: dict | None = None, overlap: float = 0.0) -> dict:
