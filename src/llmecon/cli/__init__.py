@@ -9,6 +9,7 @@ or matplotlib. A command module parses options, makes one library call and print
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -48,6 +49,11 @@ def _usage_error(exc: click.UsageError) -> None:
     sys.exit(2)
 
 
+def _first_rank() -> bool:
+    """False in a torchrun job's ranks but 0: every rank meets the same bad input, one of them says so."""
+    return os.environ.get("RANK", "0") == "0" or "WORLD_SIZE" not in os.environ
+
+
 class ErrorsInOneLine(click.Group):
     """A group that turns a UserError (or a usage error) anywhere below into one line on stderr, exit 2."""
 
@@ -61,7 +67,8 @@ class ErrorsInOneLine(click.Group):
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            click.echo(f"llmecon: error: {exc}", err=True)
+            if _first_rank():
+                click.echo(f"llmecon: error: {exc}", err=True)
             sys.exit(2)
         except click.UsageError as exc:
             _usage_error(exc)

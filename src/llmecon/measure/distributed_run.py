@@ -61,6 +61,9 @@ def _leader_plan(spec: BenchSpec | None, resume: Path | None, world: World) -> d
         ran = (run.distributed.world_size if run.distributed is not None else 1)
         if ran != world.world_size:
             raise UserError(f"{resume} ran on {ran} ranks; resume it with as many (this job has {world.world_size})")
+    if spec.parallel == "none":
+        raise UserError(f"this is one of {world.world_size} ranks: say how to spread each configuration over them "
+                        "with --parallel ddp|fsdp (training) or tp (prefill, decode, generate)")
     kind = world.device.split(":")[0]
     configs = plan(spec, _config_device(kind), kind, world.world_size)
     return {"spec": spec.to_dict(), "configs": configs, "kind": kind}
@@ -254,6 +257,9 @@ def run_with_torchrun(spec: BenchSpec | None, out_dir, nproc: int, *, resume: Pa
     configuration has a record (or a job ends without writing one: then its configuration gets an error record)."""
     if nproc < 2:
         raise UserError(f"--nproc must be at least 2 (one device needs no torchrun), got {nproc}")
+    if spec is not None and spec.parallel == "none":
+        raise UserError("--nproc starts ranks that share each configuration: add --parallel ddp|fsdp (training) or "
+                        "tp (prefill, decode, generate)")
     if torchrun_env() is not None:
         raise UserError("--nproc starts torchrun itself: inside a torchrun job, drop --nproc")
     run_dir = Path(resume) if resume is not None else None
@@ -321,7 +327,8 @@ def main(argv: list[str] | None = None) -> None:
         run_distributed(spec, args.out, resume=Path(args.resume) if args.resume else None, progress=not args.quiet,
                         retry=not args.no_retry)
     except UserError as exc:
-        print(f"llmecon: {exc}", file=sys.stderr, flush=True)
+        if os.environ.get("RANK", "0") == "0":  # every rank meets the same bad input; one says so
+            print(f"llmecon: error: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
 
 
