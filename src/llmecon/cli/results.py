@@ -77,6 +77,8 @@ def _cell(column: str, value):
         return spread(value)
     if "mfu" in column or "util" in column:
         return pct(value) + ("*" if value > 1 and column not in GATED else "")
+    if column in ("scaling_efficiency", "rank_imbalance"):
+        return pct(value)
     if column.endswith("_s") and not column.endswith("per_s"):
         return si(value, "s")
     if column.endswith("per_s"):
@@ -127,6 +129,10 @@ def show_cmd(paths: tuple[str, ...], fmt: str, columns: str | None, strict: bool
         if frame["phase"].eq(GENERATE).any():
             at = wanted.index("step_time_spread")
             wanted[at:at] = _LATENCY_COLUMNS
+        if frame["world_size"].fillna(1).gt(1).any():  # beyond one device: how, on how many, and how well it scaled
+            at = wanted.index("batch_size")
+            wanted[at:at] = ["parallel", "world_size"]
+            wanted.insert(wanted.index("tokens_per_s") + 1, "scaling_efficiency")
     else:
         wanted = list(frame.columns)
     frame = frame[wanted]

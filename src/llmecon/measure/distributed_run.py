@@ -270,7 +270,8 @@ def run_with_torchrun(spec: BenchSpec | None, out_dir, nproc: int, *, resume: Pa
         spec_file.write_text(json.dumps(spec.to_dict() if spec is not None else {}), encoding="utf-8")
         for _ in range(1000):
             before = len(finished_config_ids(run_dir, any_status=True)) if run_dir is not None else 0
-            env = {**worker_env(), RUN_DIR_FILE_ENV: str(dir_file)}
+            # torchrun sets OMP_NUM_THREADS=1 anyway, with a banner; the bench sets torch's threads itself
+            env = {"OMP_NUM_THREADS": "1", **worker_env(), RUN_DIR_FILE_ENV: str(dir_file)}
             code = subprocess.call(torchrun_command(nproc, spec_file, out_dir, run_dir, progress, retry), env=env)
             retry = False
             if run_dir is None and dir_file.is_file():
