@@ -95,7 +95,7 @@ def fit_overlap(frame: pd.DataFrame) -> dict:
     if missing:
         raise UserError(f"the results lack column(s) {', '.join(missing)} needed for the communication fit")
     valid = frame[frame["valid"].fillna(False).astype(bool)]
-    single = valid[(valid["parallel"].fillna("none") == "none") & (valid["world_size"].fillna(1) == 1)]
+    single = valid[(valid["parallel"].astype(object).fillna("none") == "none") & (valid["world_size"].fillna(1) == 1)]
     baselines = single.groupby(list(BASELINE_KEY))["step_time_s"].median().to_dict()
     multi = valid[valid["parallel"].isin(cc.PARALLELISMS) & (valid["world_size"] > 1)]
     shapes: dict = {}

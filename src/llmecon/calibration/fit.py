@@ -312,7 +312,7 @@ def fit_calibration(frame: pd.DataFrame, *, convention: str = CALIBRATION_CONVEN
     if "parallel" in frame.columns:   # multi-device runs: the step model is fitted on one device, the overlap on K
         communication = fit_overlap(frame)["fits"]
         world = frame["world_size"].fillna(1) if "world_size" in frame.columns else 1
-        frame = frame[frame["parallel"].fillna("none").eq("none") & (world == 1)]
+        frame = frame[frame["parallel"].astype(object).fillna("none").eq("none") & (world == 1)]
     valid = frame[frame["valid"].fillna(False).astype(bool)]
     if valid.empty:
         raise UserError(f"no valid rows to calibrate from ({len(frame)} row(s) loaded, none valid)")

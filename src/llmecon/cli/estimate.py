@@ -212,7 +212,9 @@ def _print(title: str, out: dict, workload: str, formula: list[str], results: li
         terms = ", ".join(f"{overhead if k == 'overhead' else k} {si(v, 's')}" for k, v in out["terms_s"].items()
                           if v > 0 or k == "overhead")
         results = [("step time (predicted)", f"{si(out['step_time_s'], 's')} = {terms}"), ("regime", out["regime"]),
-                   ("effective MFU", f"{pct(out['mfu'])} ({out['convention']} FLOPs)"), *results]
+                   ("effective MFU", f"{pct(out.get('mfu_one_device', out['mfu']))} ({out['convention']} FLOPs, one "
+                                     "device)" if out.get("communication") else
+                    f"{pct(out['mfu'])} ({out['convention']} FLOPs)"), *results]
     else:
         inputs.append(("utilization", f"{pct(out.get('mfu_one_device', out['mfu']))} ({out['mfu_source']}, "
                                       f"{out['convention']} FLOPs)"))
