@@ -234,3 +234,15 @@ def test_tensor_parallel_prefill_and_decode_by_hand_typed_torchrun(tmp_path):
         if rec.config.phase == "prefill":  # two activation all-reduces per layer: batch x seq x hidden x 4 B each
             expected = 2 * shape.num_hidden_layers * 2 * 32 * shape.hidden_size * 4
             assert rec.distributed.comm_counted["all_reduce"].bytes == expected
+
+
+@pytest.mark.slow
+def test_rank_0_failing_alone_in_the_baseline_and_then_in_the_job(tmp_path):
+    proc, _, records = _bench(tmp_path, "--phase", "train", "--batch-size", "1,2", "--parallel", "ddp", "--nproc", "2",
+                              env={"LLMECON_FAULT_OOM_BATCH": "2", "LLMECON_FAULT_RANK": "0"}, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert records[("none", 1, "train")].status == "ok" and records[("ddp", 1, "train")].status == "ok"
+    alone = records[("none", 2, "train")]  # rank 0 alone: recorded, and the sweep goes on to the job
+    assert alone.status == "oom" and alone.distributed is None
+    spread = records[("ddp", 2, "train")]
+    assert spread.status == "oom" and spread.distributed.failed_ranks == [0]

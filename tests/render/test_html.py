@@ -117,3 +117,20 @@ def test_html_page_serving_section_draws_the_tpot_target(frame, calib):
     serving = page[page.index("<section id='serving'>"):]
     serving = serving[:serving.index("</section>")]
     assert "TPOT target 5 ms" in serving and "bound by tpot" in serving and "▶" in serving
+
+
+def test_scaling_section_lists_runs_spread_over_devices_and_nothing_else(frame):
+    from llmecon.render import sections
+
+    assert sections.scaling(frame) == ""  # one device everywhere: no section
+    spread = frame.copy()
+    first = spread.index[0]
+    for column, value in (("parallel", "ddp"), ("world_size", 2), ("nnodes", 1), ("scaling_efficiency", 0.5),
+                          ("scaling_baseline", "same run"), ("rank_imbalance", 0.02),
+                          ("comm_bytes_per_step", 558336.0), ("allreduce_busbw_bytes_per_s", 8e8)):
+        spread[column] = spread[column].astype(object)
+        spread.loc[first, column] = value
+    html = sections.scaling(spread)
+    assert "ddp x2" in html and "50.0%" in html and "same run" in html
+    assert html.count("ddp x2") == 1
+    assert "ddp x2" not in sections.not_plotted(spread, [])  # a valid spread run is no "row not plotted"

@@ -91,6 +91,7 @@ def execute(job: dict, emit: Callable[[dict], None], world=None) -> int:
         code = _run_group(group, device, knobs, say, world if spread else None)
         if world is not None and not spread:
             world.release(f"group/{index}")
+            continue  # rank 0 ran alone: its failure is recorded, the world is intact, the sweep goes on
         if code:
             return code
     return 0

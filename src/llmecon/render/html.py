@@ -71,6 +71,7 @@ def render_report(inputs: ReportInputs) -> str:
         ("costs", "$ per 1M tokens", sections.costs(calib, inputs.costs, inputs.cost_notes, inputs.term)),
         ("serving", "Serving", sections.serving(inputs.serving, inputs.serving_error)),
         ("article", "The article", sections.article(inputs.article, inputs.article_error)),
+        ("scaling", "Beyond one device", sections.scaling(frame)),
         ("measurements", "Every measurement", sections.measurements(frame)),
         ("rows", "Rows not plotted", sections.not_plotted(frame, inputs.results.problems)),
         ("provenance", "Provenance", sections.provenance(frame, inputs.results.runs, calib, inputs.calibration_source,

@@ -48,12 +48,15 @@ def plain_text(fn):
 
 
 def usable_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows whose measurement is fit to plot: status 'ok' and valid."""
+    """Rows whose measurement is fit to plot: status 'ok' and valid, on one device (the report's scaling section
+    shows the runs spread over several)."""
     if frame is None or frame.empty:
         return frame.iloc[0:0] if frame is not None else pd.DataFrame()
     ok = frame["status"].eq("ok")
     if "valid" in frame:
         ok &= frame["valid"].fillna(False).astype(bool)
+    if "world_size" in frame:
+        ok &= frame["world_size"].fillna(1).eq(1)
     return frame[ok]
 
 

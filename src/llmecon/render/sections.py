@@ -311,8 +311,40 @@ def serving(plan: Mapping | None, error: str | None) -> str:
     return section("serving", title, body)
 
 
+def scaling(frame: pd.DataFrame) -> str:
+    """The runs spread over several devices: throughput, utilisation per device, scaling against one device, how
+    far the ranks were apart and what a step communicated. Empty when every run used one device."""
+    if "world_size" not in frame or not frame["world_size"].fillna(1).gt(1).any():
+        return ""
+    spread_rows = frame[frame["world_size"].fillna(1).gt(1)].sort_values(
+        ["model", "phase", "seq_len", "batch_size", "world_size"])
+    rows = []
+    for _, r in spread_rows.iterrows():
+        num = lambda v: None if pd.isna(v) else float(v)  # noqa: E731
+        rows.append([r["model"], r["phase"], f"{r['parallel']} x{int(r['world_size'])}", int(r["nnodes"]),
+                     r["batch_size"], r["seq_len"], r["status"],
+                     si(num(r["tokens_per_s"]), "tok/s") if is_num(r["tokens_per_s"]) else None,
+                     percent(num(r["mfu_executed_vs_ceiling"])), percent(num(r["scaling_efficiency"])),
+                     r["scaling_baseline"], percent(num(r["rank_imbalance"])),
+                     si(num(r["comm_bytes_per_step"]), "B") if is_num(r["comm_bytes_per_step"]) else None,
+                     si(num(r["allreduce_busbw_bytes_per_s"]), "B/s")
+                     if is_num(r["allreduce_busbw_bytes_per_s"]) else None])
+    body = table_html(["model", "phase", "devices", "nodes", "batch", "seq_len", "status", "tokens/s (job)",
+                       "MFU per device (ceiling)", "scaling", "baseline", "rank imbalance", "communicated per step",
+                       "all-reduce busbw"], rows)
+    body += para("Each configuration spread over the ranks of a torchrun job: batch per rank for ddp and fsdp, one "
+                  "shared batch for tp. Tokens/s is the job's, its step the slowest rank's. Scaling: tokens/s over "
+                  "devices x the same configuration's on one device (baseline: from the same run, or the run named). "
+                  "Rank imbalance: the slowest rank's step over the fastest's, minus one. Communicated: the bytes "
+                  "one step's collectives moved on rank 0 (nccl-tests' full-buffer sizes); busbw: the all-reduce "
+                  "bus bandwidth measured at the start of the run, at its largest size.", "note")
+    return section("scaling", "Beyond one device", body)
+
+
 def not_plotted(frame: pd.DataFrame, problems: Sequence[str]) -> str:
     bad = frame.drop(index=F.usable_rows(frame).index)
+    if "world_size" in bad:  # valid runs spread over several devices are in the scaling section
+        bad = bad[~(bad["world_size"].fillna(1).gt(1) & bad["status"].eq("ok") & bad["valid"].astype(bool))]
     if bad.empty and not problems:
         return ""
     body = ""
