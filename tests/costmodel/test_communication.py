@@ -83,7 +83,7 @@ def test_comm_refusals_are_one_line():
     with pytest.raises(UserError, match="train step only"):
         cm.step_bytes(TINY, "ddp", batch_size=1, seq_len=8, dtype="fp32", phase="decode")
     with pytest.raises(UserError, match="unknown collective"):
-        cm.bus_factor("broadcast", 2)
+        cm.bus_factor("scatter", 2)
 
 
 def test_comm_three_d_layout_must_divide():

@@ -7,7 +7,8 @@ import statistics
 import pytest
 
 from llmecon.errors import UserError
-from llmecon.measure.collectives import NCCL_TESTS_PERFORMANCE, busbw_factor, measure_collectives
+from llmecon.costmodel.communication import bus_factor as busbw_factor
+from llmecon.measure.collectives import NCCL_TESTS_PERFORMANCE, measure_collectives
 
 
 @pytest.mark.parametrize("op,n,factor", [

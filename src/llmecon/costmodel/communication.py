@@ -144,15 +144,27 @@ def step_bytes(shape: ModelShape, parallel: str, *, batch_size: int, seq_len: in
 
 # ------------------------------------------------------------------------------------------ time
 
+# doc/PERFORMANCE.md, "Summary": the correction applied to algbw so that busbw compares across rank counts
+_BUS_FACTORS = {
+    "all_reduce": lambda n: 2.0 * (n - 1) / n,
+    "all_gather": lambda n: (n - 1) / n,
+    "reduce_scatter": lambda n: (n - 1) / n,
+    "all_to_all": lambda n: (n - 1) / n,
+    "broadcast": lambda n: 1.0,
+    "reduce": lambda n: 1.0,
+    "send_recv": lambda n: 1.0,
+}
+
+
 def bus_factor(op: str, ranks: int) -> float:
     """busbw / algbw for a collective over n ranks (nccl-tests PERFORMANCE.md): 2(n-1)/n for all-reduce,
-    (n-1)/n for all-gather and reduce-scatter, 1 for send/recv."""
-    n = require_count("ranks", ranks)
-    factors = {"all_reduce": 2 * (n - 1) / n, "all_gather": (n - 1) / n, "reduce_scatter": (n - 1) / n,
-               "send_recv": 1.0}
-    if op not in factors:
-        raise UserError(f"unknown collective {op!r}; known: {', '.join(COLLECTIVES)}")
-    return factors[op]
+    (n-1)/n for all-gather, reduce-scatter and all-to-all, 1 for broadcast, reduce and send/recv. The one copy:
+    measure.collectives reports busbw with it."""
+    if op not in _BUS_FACTORS:
+        raise UserError(f"unknown collective {op!r}; known: {', '.join(_BUS_FACTORS)}")
+    if isinstance(ranks, bool) or not isinstance(ranks, int) or ranks < 1:
+        raise UserError(f"ranks must be a positive whole number, got {ranks!r}")
+    return _BUS_FACTORS[op](ranks)
 
 
 def collective_time_s(op: str, size_bytes: float, ranks: int, busbw_bytes_per_s: float) -> float:

@@ -14,9 +14,10 @@ NCCL on GPU) and returns the same dict on every rank. It follows nccl-tests (git
   noise); across ranks the MEAN of the ranks' times, nccl-tests' default (``-a 1``: "report average iteration
   time", common.cu ``static int average = 1`` and ``Allreduce(args, &deltaSec, average)``). The per-rank times
   are gathered with a collective, so every rank computes the same numbers from the same list;
-- ``algbw = S / t`` and ``busbw = algbw * busbw_factor(op, n)`` (doc/PERFORMANCE.md).
+- ``algbw = S / t`` and ``busbw = algbw * bus_factor(op, n)`` (doc/PERFORMANCE.md).
 
-`busbw_factor(op, n)` is the one definition of the bus-bandwidth correction; tests and callers share it.
+`costmodel.communication.bus_factor(op, n)` is the one definition of the bus-bandwidth correction; the cost
+model's times and these measurements share it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import statistics
 import time
 from typing import Sequence
 
+from llmecon.costmodel.communication import bus_factor
 from llmecon.errors import UserError
 from llmecon.measure.device import backend
 from llmecon.measure.models import torch_dtype
@@ -44,26 +46,6 @@ DEFAULT_SIZES = {"cuda": (1 << 20, 16 << 20, 128 << 20), "cpu": (64 << 10, 1 << 
 # (warm-up calls, back-to-back calls per sample, samples) per device kind; nccl-tests' defaults are
 # warmup_iters = 1 (we take more: NCCL sets up its channels on the first calls) and iters = 20 (common.cu)
 DEFAULT_COUNTS = {"cuda": (5, 20, 5), "cpu": (2, 5, 3)}
-
-# doc/PERFORMANCE.md, "Summary": the correction applied to algbw so busbw is comparable across rank counts
-_FACTORS = {
-    "all_reduce": lambda n: 2.0 * (n - 1) / n,
-    "reduce_scatter": lambda n: (n - 1) / n,
-    "all_gather": lambda n: (n - 1) / n,
-    "all_to_all": lambda n: (n - 1) / n,
-    "broadcast": lambda n: 1.0,
-    "reduce": lambda n: 1.0,
-}
-
-
-def busbw_factor(op: str, world_size: int) -> float:
-    """busbw / algbw for ``op`` over ``world_size`` ranks (nccl-tests doc/PERFORMANCE.md)."""
-    if op not in _FACTORS:
-        raise UserError(f"no bus-bandwidth factor for {op!r}; known: {', '.join(_FACTORS)}")
-    if not isinstance(world_size, int) or world_size < 1:
-        raise UserError(f"world_size must be a positive integer, got {world_size!r}")
-    return _FACTORS[op](world_size)
-
 
 def _barrier(dist, group, be) -> None:
     """A host-side barrier; NCCL's needs the rank's device (its barrier is an all-reduce on it)."""
@@ -174,7 +156,7 @@ def measure_collectives(device: str, dtype: str, sizes_bytes: Sequence[int] | No
         t = statistics.fmean(times)
         algbw = moved / t
         results.append({"op": op, "size_bytes": moved, "time_s": t, "algbw_bytes_per_s": algbw,
-                        "busbw_bytes_per_s": algbw * busbw_factor(op, world), "time_s_by_rank": times})
+                        "busbw_bytes_per_s": algbw * bus_factor(op, world), "time_s_by_rank": times})
     return {
         "results": results,
         "world_size": world,
