@@ -23,6 +23,10 @@ and prints ``{"event": "probe", "device": {...}, "ceilings": {...}}`` (or ``{"ev
 "message"}``): the bench runs it in a short-lived child, so that its own process never holds a CUDA context
 (under the EXCLUSIVE_PROCESS compute mode a second process on the GPU fails). It also exits by itself if its parent dies (a watchdog compares getppid()).
 The parent is the only writer of records; this process never touches the run folder.
+
+Beyond one device (measure.distributed_run) the same `execute` runs in every rank of a torchrun job, with the
+rank's `World`: each configuration is spread over the ranks and timed in lockstep, each round is gathered to rank
+0, and only rank 0 emits (its runner writes the records); a failed rank reports to rank 0 through the store.
 """
 
 from __future__ import annotations
