@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from llmecon.costmodel.communication import step_bytes
 from llmecon.costmodel.presets import load_model_shape
 from llmecon.errors import UserError
 from llmecon.measure.distributed import merge_round, rank_results, torchrun_env
@@ -175,6 +176,8 @@ def test_ddp_records_gather_every_rank_and_a_killed_rank_ends_its_configuration_
     # torch's own collectives, counted on one step, against a hand count: every fp32 gradient all-reduced once
     params = load_model_shape("tiny").params_total
     assert d.comm_counted["all_reduce"].bytes == params * 4
+    assert d.comm_counted["all_reduce"].bytes == step_bytes(load_model_shape("tiny"), "ddp", batch_size=1, seq_len=32,
+                                                            dtype="fp32")["all_reduce"]
     run = json.loads((runs[0] / "run.json").read_text())
     inter = run["distributed"]["interconnect"]
     assert {c["op"] for c in inter["collectives"]} == {"all_reduce", "all_gather"}
@@ -192,15 +195,17 @@ def test_ddp_records_gather_every_rank_and_a_killed_rank_ends_its_configuration_
 @pytest.mark.slow
 def test_fsdp_records_and_an_oom_on_one_rank(tmp_path):
     proc, _, records = _bench(tmp_path, "--phase", "train", "--batch-size", "1,2,4", "--parallel", "fsdp",
-                              "--nproc", "2", "--no-baseline",
+                              "--nproc", "2", "--no-baseline", "--dtype", "bf16",
                               env={"LLMECON_FAULT_OOM_BATCH": "2", "LLMECON_FAULT_RANK": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     ok, oom, skipped = records[("fsdp", 1, "train")], records[("fsdp", 2, "train")], records[("fsdp", 4, "train")]
     assert ok.status == "ok" and ok.distributed.wrapping.startswith("FSDP2 fully_shard")
     shape = load_model_shape("tiny")
-    counted = ok.distributed.comm_counted
-    assert counted["reduce_scatter"].bytes == shape.params_total * 4   # every gradient, reduce-scattered once
-    assert counted["all_gather"].bytes > shape.params_total * 4        # forward, and the layers again in backward
+    counted = {op: c.bytes for op, c in ok.distributed.comm_counted.items()}
+    assert counted["reduce_scatter"] == shape.params_total * 4   # every fp32 gradient, reduce-scattered once
+    assert counted["all_gather"] > shape.params_total * 2        # bf16: forward, and the layers again in backward
+    # torch's collectives, counted, are the cost model's bytes for the step
+    assert counted == step_bytes(shape, "fsdp", batch_size=1, seq_len=32, dtype="bf16")
     assert oom.status == "oom" and oom.distributed.failed_ranks == [1] and oom.reasons[0].startswith("rank 1:")
     assert skipped.status == "skipped" and "larger_than_oom_batch" in skipped.reasons[0]
 
@@ -233,7 +238,8 @@ def test_tensor_parallel_prefill_and_decode_by_hand_typed_torchrun(tmp_path):
         assert rec.work.tokens_per_step == (2 * 32 if rec.config.phase == "prefill" else 2)
         if rec.config.phase == "prefill":  # two activation all-reduces per layer: batch x seq x hidden x 4 B each
             expected = 2 * shape.num_hidden_layers * 2 * 32 * shape.hidden_size * 4
-            assert rec.distributed.comm_counted["all_reduce"].bytes == expected
+            assert rec.distributed.comm_counted["all_reduce"].bytes == expected == step_bytes(
+                shape, "tp", batch_size=2, seq_len=32, dtype="fp32", phase="prefill")["all_reduce"]
 
 
 @pytest.mark.slow

@@ -53,7 +53,7 @@ from llmecon.errors import UserError, require_count, require_positive
 COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "send_recv")
 PARALLELISMS = ("ddp", "fsdp", "tp")
 GRADIENT_BYTES = 4      # fp32 master weights: fp32 gradients whatever the autocast dtype
-FSDP_PARAM_BYTES = 4    # fully_shard without a MixedPrecisionPolicy gathers the fp32 parameters
+FSDP_PARAM_BYTES = 4    # fp32 runs gather the fp32 parameters (bf16 and fp16 runs gather in their dtype: step_bytes)
 TP_ALL_REDUCES_PER_LAYER = 2   # after o_proj and after down_proj (Shoeybi et al. 2019 §3, Figure 3)
 NVLINK_DIRECTIONS = 2   # NVIDIA quotes NVLink as the sum of both directions
 
@@ -139,7 +139,11 @@ def step_bytes(shape: ModelShape, parallel: str, *, batch_size: int, seq_len: in
         return tp_step_bytes(shape, batch_size, 1 if phase == "decode" else seq_len, dtype, phase)
     if phase != "train":
         raise UserError(f"{parallel} communicates gradients: it has a train step only, not {phase}")
-    return ddp_step_bytes(shape) if parallel == "ddp" else fsdp_step_bytes(shape)
+    if parallel == "ddp":
+        return ddp_step_bytes(shape)
+    # FSDP2 gathers the fp32 master parameters in the compute dtype (MixedPrecisionPolicy's param_dtype: bf16 or
+    # fp16 runs; fp32 and tf32 gather fp32) and reduce-scatters the gradients in fp32 (measure.distributed.wrap)
+    return fsdp_step_bytes(shape, param_bytes=activation_bytes(dtype))
 
 
 # ------------------------------------------------------------------------------------------ time

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmecon.stats import median_ci, quantile, summarize
+from llmecon.measure.models import torch_dtype
 from llmecon.measure.record import data_parallel_degree
 from llmecon.vocab import DATA_PARALLELS
 
@@ -203,15 +204,20 @@ def wrap(built, cfg: dict, world: World) -> str:
         return ("DistributedDataParallel (torch.nn.parallel), default 25 MiB buckets, gradient_as_bucket_view; "
                 "gradients all-reduced during the backward pass")
     if parallel == "fsdp":
-        from torch.distributed.fsdp import fully_shard
+        import torch
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
         mesh = world.mesh("dp")
+        half = cfg["dtype"] in ("bf16", "fp16")  # torchtitan's recipe: gather in the compute dtype, reduce in fp32
+        policy = MixedPrecisionPolicy(param_dtype=torch_dtype(cfg["dtype"]) if half else None,
+                                      reduce_dtype=torch.float32)
         _, layers = decoder_layers(model)
         for layer in layers:
-            fully_shard(layer, mesh=mesh)
-        fully_shard(model, mesh=mesh)
+            fully_shard(layer, mesh=mesh, mp_policy=policy)
+        fully_shard(model, mesh=mesh, mp_policy=policy)
         return (f"FSDP2 fully_shard on each of the {len(layers)} decoder layers, then the root (embeddings, norm, LM "
-                "head); reshard after forward; fp32 parameters all-gathered, gradients reduce-scattered in fp32")
+                f"head); reshard after forward; fp32 master parameters all-gathered in {cfg['dtype'] if half else 'fp32'}"
+                ", gradients reduce-scattered in fp32")
     if parallel == "tp":
         from torch.distributed.tensor.parallel import parallelize_module
 
