@@ -82,3 +82,37 @@ def test_published_basis_plans_from_the_published_prefill_and_decode_fits():
     with pytest.raises(UserError, match="no published prefill of torchtitan.*needs both a prefill and a decode"):
         plan_serve("llama-3-8b", hardware="h100-sxm", engine="torchtitan", prompt_tokens=512, output_tokens=128,
                    usd_per_hour=3)
+
+
+def test_tensor_parallel_splits_the_work_keeps_the_overhead_and_adds_the_all_reduces(calib):
+    from llmecon.calibration.apply import predict_workload
+    from llmecon.costmodel import communication as cc
+    from llmecon.costmodel.presets import load_model_shape
+
+    one = plan(calib, concurrency="8")
+    two = plan(calib, concurrency="8", tensor_parallel=2, busbw="10")
+    shape = load_model_shape("tiny")
+    pred = predict_workload(calib, shape, "decode", 8, two["lengths"]["decode_context"], hardware=two["hardware_id"],
+                            dtype=two["dtype"])
+    terms = pred["terms_s"]
+    comm = cc.comm_time_s(cc.tp_step_bytes(shape, 8, 1, two["dtype"], "decode"), 2, 10e9)
+    r1, r2 = one["rows"][0], two["rows"][0]
+    assert r1["decode_step_s"] == pytest.approx(sum(terms.values()))
+    assert r2["decode_step_s"] == pytest.approx((terms["compute"] + terms["memory"]) / 2 + terms["overhead"] + comm)
+    assert r2["decode_tp_comm_s"] == pytest.approx(comm) and comm > 0
+    assert two["weight_bytes"] == pytest.approx(one["weight_bytes"] / 2) and two["num_accelerators"] == 2
+    assert r2["usd_per_request"] * r2["requests_per_s"] == pytest.approx(2 * 1.0 / 3600)  # a replica: 2 accel-hours
+    assert two["tensor_parallel"]["busbw_source"] == "--busbw (measured)"
+    assert any("Tensor parallel over 2" in n for n in two["notes"])
+
+
+def test_tensor_parallel_bad_input_is_one_line(calib):
+    with pytest.raises(UserError, match="multiple of 3"):
+        plan(calib, tensor_parallel=3, busbw="10")
+    with pytest.raises(UserError, match="no link bandwidth"):
+        plan(calib, tensor_parallel=2)
+    with pytest.raises(UserError, match="not a whole number of 2-accelerator replicas"):
+        plan(calib, tensor_parallel=2, busbw="10", num_accelerators=3)
+    with pytest.raises(UserError, match="spans one node"):
+        plan_serve("gpt3-175b", hardware="h100-sxm", prompt_tokens=128, output_tokens=32, usd_per_hour=1.0,
+                   tensor_parallel=16, tpot_slo="50ms")

@@ -36,8 +36,13 @@ def plan() -> None:
 @click.option("--tpot-slo", metavar="T", help="Time-per-output-token target, e.g. 50ms.")
 @click.option("--price", metavar="ID", help="Price id (`llmecon prices`).")
 @click.option("--usd-per-hour", metavar="X", help="Price per accelerator-hour, in USD.")
-@click.option("--num-accelerators", default="1", show_default=True, metavar="K",
-              help="Independent replicas (data parallel): scales requests/s, not the cost per request.")
+@click.option("--tensor-parallel", default="1", show_default=True, metavar="T",
+              help="Accelerators per replica, splitting each layer (tensor parallelism within a node).")
+@click.option("--busbw", metavar="GB/S", help="With --tensor-parallel: a measured all-reduce bus bandwidth instead of "
+                                              "the sheet's NVLink.")
+@click.option("--num-accelerators", default=None, metavar="K",
+              help="Accelerators in all, K / T independent replicas: scales requests/s, not the cost per request "
+                   "[default: T].")
 @click.option("--concurrency", metavar="LIST", help="Only these concurrencies, e.g. 1,8,32 [default: a scan to the "
                                                     "memory limit].")
 @click.option("--max-concurrency", metavar="N", help="End the scan here (a server's max_num_seqs, say).")
@@ -111,8 +116,9 @@ def check(runs, calibration: str, as_json: bool) -> None:
 def _print(out: dict) -> None:
     con = console()
     lengths, slo = out["lengths"], out["slo"]
+    tp = out["tensor_parallel"]
     inputs = [("model", f"{out['model']} on {out['hardware_id']} ({out['dtype']}), {out['num_accelerators']} "
-                        "accelerator(s)"),
+                        "accelerator(s)" + (f", tensor parallel over {tp['degree']} per replica" if tp else "")),
               ("requests", f"{lengths['source']}: {lengths['requests']:,} request(s), mean prompt "
                            f"{number(lengths['mean_prompt_tokens'])}, mean output {number(lengths['mean_output_tokens'])}"),
               ("targets", f"TTFT {si(slo['ttft_s'], 's') if slo['ttft_s'] else '—'} (p90), "
@@ -138,7 +144,8 @@ def _print(out: dict) -> None:
                      "$/request", "decode", "TTFT/TPOT ok"], rows))
     best = out["plan"]
     if best is not None:
-        con.print(f"[bold]plan:[/bold] {best['concurrency']:,} requests in flight per accelerator: TTFT p90 "
+        con.print(f"[bold]plan:[/bold] {best['concurrency']:,} requests in flight per "
+                  f"{'replica' if tp else 'accelerator'}: TTFT p90 "
                   f"{si(best['ttft_p90_s'], 's')}, TPOT {si(best['tpot_s'], 's')}, "
                   f"{usd(best['usd_per_1m_output_tokens'])} per 1M output tokens; bound by {out['binding']}.")
     for note in out["notes"]:

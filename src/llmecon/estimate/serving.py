@@ -7,6 +7,13 @@ decode step at batch C and the mean context the steps attend. The steady-state m
 whose KV caches fit beside the weights. The cheapest per request of those meeting the targets is the plan, and the
 constraint that stops it going further is named: TTFT, TPOT, memory, or the --max-concurrency cap. Feasibility is monotone in the concurrency and the cost per
 request falls with it, so the plan is the largest concurrency that meets the targets (`_largest_ok`).
+
+Tensor parallelism (``tensor_parallel`` T > 1): a replica is T accelerators. A step's compute and memory terms (one
+device's prediction) divide by T, since the heads, MLP columns, weights and KV cache are split T ways as vLLM and
+TensorRT-LLM split them; its overhead (t0 + L·τ) does not; each layer adds two activation all-reduces of
+batch x tokens x hidden (costmodel.communication) at the link's bus bandwidth (NVLink within a node, from the
+sheet, or ``busbw``), exposed but for the overlap a calibration fitted for tp. The memory check is per device
+(weights and KV cache / T) and the price per replica is T accelerator-hours.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import math
 from dataclasses import dataclass
 
 from llmecon.calibration.apply import predict_workload
+from llmecon.costmodel import communication as cc
 from llmecon.costmodel import memory as cm
 from llmecon.costmodel import serving as sv
 from llmecon.costmodel.hardware import get_accelerator
@@ -43,9 +51,63 @@ class _Phase:
     label: str
     sources: tuple[str, ...] = ()
 
+    tp: "_TensorParallel | None" = None
+
     def step(self, shape, phase: str, batch: int, length: int, hardware: str) -> dict:
-        return predict_workload(self.calibration, shape, phase, batch, length, hardware=hardware, dtype=self.dtype,
+        pred = predict_workload(self.calibration, shape, phase, batch, length, hardware=hardware, dtype=self.dtype,
                                 transfer=self.transfer)
+        return pred if self.tp is None else self.tp.spread(pred, shape, phase, batch, length, self.dtype)
+
+
+@dataclass(frozen=True)
+class _TensorParallel:
+    """One replica over ``degree`` accelerators: the step's work split, its overhead kept, the all-reduces added."""
+
+    degree: int
+    busbw_bytes_per_s: float
+    busbw_source: str
+    overlap: float
+    overlap_source: str
+
+    def spread(self, pred: dict, shape, phase: str, batch: int, length: int, dtype: str) -> dict:
+        terms = pred["terms_s"]
+        tokens = 1 if phase == "decode" else length
+        comm = cc.comm_time_s(cc.tp_step_bytes(shape, batch, tokens, dtype, phase), self.degree,
+                              self.busbw_bytes_per_s)
+        work = (terms["compute"] + terms["memory"]) / self.degree
+        exposed = (1.0 - self.overlap) * comm
+        step = work + terms["overhead"] + exposed
+        return {**pred, "step_time_s": step, "one_device_step_s": pred["step_time_s"], "tp_comm_s": exposed,
+                "regime": pred["regime"] if exposed <= work + terms["overhead"] else "communication-bound"}
+
+
+def _tensor_parallel(degree, shape, accelerator, calib, hardware: str, busbw) -> _TensorParallel | None:
+    t = parse_whole("--tensor-parallel", degree)
+    if t == 1:
+        return None
+    cc.check_tp_degree(shape, t)
+    if busbw is not None:
+        bw, source = parse_count("--busbw", busbw) * 1e9, "--busbw (measured)"
+    else:
+        if accelerator is None or accelerator.gpus_per_node is None:
+            raise UserError(f"--tensor-parallel {t}: the hardware sheet has no link bandwidth for {hardware}; give "
+                            "--busbw GB/s (a measured all-reduce bus bandwidth)")
+        if t > accelerator.gpus_per_node:
+            raise UserError(f"--tensor-parallel {t}: a tensor-parallel group spans one node here "
+                            f"({accelerator.gpus_per_node} GPUs on {hardware}); beyond it give --busbw")
+        bw, link = cc.link_bus_bytes_per_s(t, 1, accelerator.gpus_per_node, accelerator.nvlink_bytes_per_s,
+                                           accelerator.network_bytes_per_s)
+        source = f"datasheet {link} (half the bidirectional total)"
+    fit = calib.communication_for(hardware, "tp") if calib is not None else None
+    return _TensorParallel(t, bw, source, fit.overlap if fit else 0.0,
+                           f"calibrated (world sizes {fit.world_sizes})" if fit else "0: not measured")
+
+
+def _with_tp(phases: dict[str, _Phase], tp: _TensorParallel | None) -> dict[str, _Phase]:
+    if tp is None:
+        return phases
+    return {k: _Phase(p.calibration, p.transfer, p.dtype, f"{p.label}; tensor parallel over {tp.degree}", p.sources,
+                      tp) for k, p in phases.items()}
 
 
 def _phases(calib, hardware, dtype, transfer, engine) -> tuple[str, dict[str, _Phase], str]:
@@ -80,11 +142,13 @@ def _prefill_times(shape, lengths: Lengths, prefill: _Phase, hardware: str) -> t
 def plan_serve(model, *, hardware: str | None = None, calibration=None, engine: str | None = None,
                transfer: bool = False, dtype: str | None = None, prompt_tokens=None, output_tokens=None,
                lengths=None, ttft_slo=None, tpot_slo=None, price: str | None = None, usd_per_hour=None,
-               num_accelerators=1, concurrency=None, max_concurrency=None, memory=None,
-               check_memory: bool = True) -> dict:
+               num_accelerators=None, concurrency=None, max_concurrency=None, memory=None,
+               check_memory: bool = True, tensor_parallel=1, busbw=None) -> dict:
     """The serving plan, as `llmecon plan serve --json`: a row per concurrency shown, the plan (cheapest per request
     meeting the targets and fitting in memory, or None), the constraint that binds it, and the basis.
     ``check_memory=False`` leaves the memory out (the article's "one accelerator doing all the work").
+    ``tensor_parallel`` T: a replica is T accelerators (module docstring); ``num_accelerators`` K (default T) is
+    K / T replicas. ``busbw``: the all-reduce bus bandwidth in GB/s, measured, instead of the sheet's link.
 
     The tiny model on the CPU run committed under results/, at 3 ms per output token:
 
@@ -109,14 +173,19 @@ def plan_serve(model, *, hardware: str | None = None, calibration=None, engine: 
         reqs = fixed(parse_whole("--prompt-tokens", prompt_tokens), parse_whole("--output-tokens", output_tokens))
     slo = {"ttft_s": parse_duration("--ttft-slo", ttft_slo) if ttft_slo is not None else None,
            "tpot_s": parse_duration("--tpot-slo", tpot_slo) if tpot_slo is not None else None}
-    k = parse_whole("--num-accelerators", num_accelerators)
     hardware, phases, basis = _phases(calib, hardware, dtype, transfer, engine)
     accelerator = inputs.calibrated_target(calib, hardware, "decode")[1] if calib is not None else \
         get_accelerator(hardware)
+    tp = _tensor_parallel(tensor_parallel, shape, accelerator, calib, hardware, busbw)
+    width = tp.degree if tp else 1   # accelerators per replica
+    k = parse_whole("--num-accelerators", num_accelerators) if num_accelerators is not None else width
+    if k % width:
+        raise UserError(f"--num-accelerators {k} is not a whole number of {width}-accelerator replicas")
+    phases = _with_tp(phases, tp)
     usd_hour, price_info = inputs.price(price, usd_per_hour, accelerator, hardware)
     kv_dtype = phases["decode"].dtype
-    weights = cm.weight_bytes(shape, kv_dtype)
-    kv_per_token = cm.kv_cache_bytes_per_token(shape, kv_dtype)
+    weights = cm.weight_bytes(shape, kv_dtype) / width       # per device: split T ways
+    kv_per_token = cm.kv_cache_bytes_per_token(shape, kv_dtype) / width
     memory_bytes = parse_count("--memory", memory) if memory is not None else (
         float(accelerator.memory_bytes) if accelerator is not None and check_memory else None)
     usable = usable_bytes(memory_bytes) if memory_bytes is not None else None
@@ -133,9 +202,11 @@ def plan_serve(model, *, hardware: str | None = None, calibration=None, engine: 
         ttft = sorted(t + step["step_time_s"] / 2 for t in prefill_s)
         kv = sv.kv_cache_bytes(kv_per_token, c, reqs.mean_total)
         out = {"concurrency": c, "decode_step_s": step["step_time_s"], "decode_regime": step["regime"],
+               "decode_tp_comm_s": step.get("tp_comm_s"),
                "ttft_p90_s": quantile(ttft, TTFT_QUANTILE), **state,
-               **sv.serving_cost(state, usd_hour, reqs.mean_prompt, reqs.mean_output),
-               "requests_per_s_total": state["requests_per_s"] * k, "kv_cache_bytes": kv,
+               "output_tokens_per_s": state["output_tokens_per_s"] / width,   # per accelerator
+               **sv.serving_cost(state, usd_hour * width, reqs.mean_prompt, reqs.mean_output),
+               "requests_per_s_total": state["requests_per_s"] * (k // width), "kv_cache_bytes": kv,
                "fits": None if usable is None else weights + kv <= usable}
         out["meets"] = {"ttft": slo["ttft_s"] is None or out["ttft_p90_s"] <= slo["ttft_s"],
                         "tpot": slo["tpot_s"] is None or out["tpot_s"] <= slo["tpot_s"],
@@ -161,7 +232,9 @@ def plan_serve(model, *, hardware: str | None = None, calibration=None, engine: 
         r["plan"] = best is not None and r["concurrency"] == best["concurrency"]
     return {
         "basis": basis, "model": shape.name, "hardware_id": hardware, "dtype": phases["decode"].dtype,
-        "num_accelerators": k, "lengths": {"source": reqs.source, "requests": reqs.n_requests,
+        "num_accelerators": k, "tensor_parallel": None if tp is None else {
+            "degree": tp.degree, "busbw_bytes_per_s": tp.busbw_bytes_per_s, "busbw_source": tp.busbw_source,
+            "overlap": tp.overlap, "overlap_source": tp.overlap_source}, "lengths": {"source": reqs.source, "requests": reqs.n_requests,
                                            "mean_prompt_tokens": reqs.mean_prompt, "mean_output_tokens": reqs.mean_output,
                                            "decode_context": context},
         "slo": slo, "ttft_quantile": TTFT_QUANTILE, "usd_per_accelerator_hour": usd_hour, "price": price_info,
@@ -177,7 +250,7 @@ def plan_serve(model, *, hardware: str | None = None, calibration=None, engine: 
                    "transferred": decode_pred["transferred"],
                    "heldout_median_rel_error": decode_pred["heldout_median_rel_error"],
                    "heldout_by_model_median_rel_error": decode_pred["heldout_by_model_median_rel_error"]},
-        "rows": rows, "plan": best, "binding": binding, "notes": _notes(basis, slo, usable, best, binding, k),
+        "rows": rows, "plan": best, "binding": binding, "notes": _notes(basis, slo, usable, best, binding, k, tp),
     }
 
 
@@ -228,7 +301,7 @@ def _binding(best, row, cap: int, cap_by: str) -> str:
     return missed[0] if missed else "none: the next concurrency meets the targets too"
 
 
-def _notes(basis, slo, usable, best, binding, k) -> list[str]:
+def _notes(basis, slo, usable, best, binding, k, tp=None) -> list[str]:
     notes = [MODEL_NOTE]
     if basis == "published":
         notes.append(inputs.PUBLISHED_NOTE)
@@ -237,9 +310,17 @@ def _notes(basis, slo, usable, best, binding, k) -> list[str]:
     if usable is None:
         notes.append("The accelerator's memory is not known or not checked (--memory): the weights and the KV cache "
                       "are not checked against it.")
-    if k > 1:
-        notes.append(f"{k} accelerators serve as {k} independent replicas (data parallel): requests/s scale by {k}, "
-                     "cost per request does not; tensor parallelism needs a calibration of it.")
+    width = tp.degree if tp else 1
+    if tp is not None:
+        notes.append(f"Tensor parallel over {tp.degree}: one device's compute and memory terms / {tp.degree}, its "
+                     "overhead kept, 2 activation all-reduces per layer at "
+                     f"{tp.busbw_bytes_per_s / 1e9:.0f} GB/s bus bandwidth ({tp.busbw_source}), overlap "
+                     f"{tp.overlap:.0%} ({tp.overlap_source}); memory per device; $ per replica-hour = "
+                     f"{tp.degree} accelerator-hours. The split of the work is assumed ideal: measure it with "
+                     "`llmecon bench --parallel tp`.")
+    if k > width:
+        notes.append(f"{k} accelerators serve as {k // width} independent replicas (data parallel): requests/s scale "
+                     f"by {k // width}, cost per request does not.")
     if best is None:
         notes.append(f"No concurrency meets the targets ({binding}).")
     return notes
