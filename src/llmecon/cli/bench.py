@@ -154,7 +154,8 @@ def bench(models, phase, batch_size, seq_len, dtype, device, out_dir, resume, na
     except KeyboardInterrupt:
         if started.get("run_dir") is not None:
             click.echo(f"llmecon: interrupted; finished records are kept in {started['run_dir']}; "
-                       f"finish with: llmecon bench --resume {started['run_dir']}", err=True)
+                       f"finish with: llmecon bench --resume {started['run_dir']}"
+                       + (f" --nproc {nproc}" if nproc else ""), err=True)
         raise
     if res is None:  # a torchrun rank other than 0: rank 0 prints the results
         return

@@ -37,6 +37,7 @@ import datetime
 import fnmatch
 import os
 import socket
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,8 +140,13 @@ class World:
         dist.barrier()
 
     def wait_for_leader(self, key: str, timeout_s: float) -> None:
-        """Wait (in the store, not a collective) until rank 0 `release`s ``key``: while it runs alone."""
-        self.store().wait([f"llmecon/{key}"], datetime.timedelta(seconds=timeout_s + PG_TIMEOUT_MARGIN_S))
+        """Wait (in the store, not a collective) until rank 0 `release`s ``key``: while it runs alone. In one-second
+        slices, so that Ctrl-C (or torchrun's signal) reaches this rank between them."""
+        store, deadline = self.store(), time.monotonic() + timeout_s + PG_TIMEOUT_MARGIN_S
+        while not store.check([f"llmecon/{key}"]):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"rank 0 did not finish its single-device configurations within {timeout_s:g} s")
+            time.sleep(1.0)
 
     def release(self, key: str) -> None:
         if self.leader:

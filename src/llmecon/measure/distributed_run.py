@@ -272,10 +272,15 @@ def run_with_torchrun(spec: BenchSpec | None, out_dir, nproc: int, *, resume: Pa
             before = len(finished_config_ids(run_dir, any_status=True)) if run_dir is not None else 0
             # torchrun sets OMP_NUM_THREADS=1 anyway, with a banner; the bench sets torch's threads itself
             env = {"OMP_NUM_THREADS": "1", **worker_env(), RUN_DIR_FILE_ENV: str(dir_file)}
-            code = subprocess.call(torchrun_command(nproc, spec_file, out_dir, run_dir, progress, retry), env=env)
+            try:
+                code = subprocess.call(torchrun_command(nproc, spec_file, out_dir, run_dir, progress, retry), env=env)
+            except KeyboardInterrupt:  # torchrun got the Ctrl-C too and passes it to the ranks; say where the run is
+                run_dir = run_dir or _written_run_dir(dir_file)
+                if run_dir is not None and not announced and on_run_dir is not None:
+                    on_run_dir(run_dir)
+                raise
             retry = False
-            if run_dir is None and dir_file.is_file():
-                run_dir = Path(dir_file.read_text(encoding="utf-8").strip())
+            run_dir = run_dir or _written_run_dir(dir_file)
             if run_dir is not None and not announced and on_run_dir is not None:
                 on_run_dir(run_dir)
             announced = run_dir is not None
@@ -293,6 +298,11 @@ def run_with_torchrun(spec: BenchSpec | None, out_dir, nproc: int, *, resume: Pa
                 if len(left) == 1:
                     return run_dir
     return run_dir
+
+
+def _written_run_dir(dir_file: Path) -> Path | None:
+    """The run folder rank 0 wrote into ``dir_file`` (RUN_DIR_FILE_ENV), if it got that far."""
+    return Path(dir_file.read_text(encoding="utf-8").strip()) if dir_file.is_file() else None
 
 
 def _unfinished(run_dir: Path, nproc: int) -> list[dict]:
