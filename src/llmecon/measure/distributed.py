@@ -316,8 +316,8 @@ def rank_results(per_round: list[list[dict]], places: list[dict]) -> list[dict]:
 
 
 def distributed_block(cfg: dict, world: World, wrapping: str, ranks: list[dict], comm: dict | None,
-                      comm_method: str | None) -> dict:
-    """The record's ``distributed`` block."""
+                      comm_method: str | None, failed_ranks: list[int] = ()) -> dict:
+    """The record's ``distributed`` block (a failed configuration's: no ranks' results, the failed ranks)."""
     dp = data_parallel_degree(cfg)
     steps = [(r["step_s"], r["rank"]) for r in ranks if r["step_s"] is not None]
     return {"parallel": cfg["parallel"], "world_size": world.world_size, "nnodes": world.nnodes,
@@ -326,4 +326,4 @@ def distributed_block(cfg: dict, world: World, wrapping: str, ranks: list[dict],
             "per_rank_batch_size": cfg["batch_size"], "global_batch_size": cfg["batch_size"] * dp,
             "wrapping": wrapping, "step_rule": STEP_RULE, "ranks": ranks,
             "slowest_rank": max(steps)[1] if steps else None, "comm_counted": comm,
-            "comm_counted_method": comm_method}
+            "comm_counted_method": comm_method, "failed_ranks": list(failed_ranks)}

@@ -31,7 +31,7 @@ from typing import Callable
 
 from llmecon.errors import UserError
 from llmecon.measure.collectives import measure_collectives
-from llmecon.measure.distributed import World, torchrun_env
+from llmecon.measure.distributed import World, distributed_block, torchrun_env
 from llmecon.measure.rankfailure import TermSignal, Watchdog
 from llmecon.measure.memcheck import memory_skips
 from llmecon.measure.probe import measure_ceilings, probe_device
@@ -103,14 +103,8 @@ def _failure_record(cfg: dict, knobs, world: World, status: str, reasons: list[s
         rec["error"] = {"type": primary["message"].split(":", 1)[0], "message": primary["message"],
                         "traceback": primary.get("traceback")}
     if cfg.get("parallel", "none") != "none":
-        rec["distributed"] = {"parallel": cfg["parallel"], "world_size": world.world_size, "nnodes": world.nnodes,
-                              "backend": world.backend, "mesh_shape": [world.world_size],
-                              "mesh_dim_names": ["tp" if cfg["parallel"] == "tp" else "dp"],
-                              "per_rank_batch_size": cfg["batch_size"],
-                              "global_batch_size": cfg["batch_size"] * (1 if cfg["parallel"] == "tp"
-                                                                        else world.world_size),
-                              "wrapping": "not recorded: the configuration failed", "step_rule": "none: no step",
-                              "failed_ranks": ranks}
+        rec["distributed"] = distributed_block(cfg, world, "not recorded: the configuration failed", [], None, None,
+                                               failed_ranks=ranks)
     return rec
 
 
